@@ -1,0 +1,119 @@
+# SMILE EWP gateway - one GNU Makefile, dependencies through pkg-config.
+#
+#   make            build ewpd and ewpctl
+#   make check      every test: unit (cmocka), integration and interop
+#   make demo       run a throwaway demo node on loopback
+#   make bench      performance figures (ratios measured in one run)
+#   make SANITIZE=1 check   the same under ASan + UBSan
+
+PKGS     := libevent libevent_openssl libcurl libxml-2.0 openssl
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
+	    -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wvla \
+	    -fno-common -fstack-protector-strong -MMD -MP -Igateway
+ifneq ($(SANITIZE),)
+ifeq ($(SANITIZE),1)
+SANITIZERS := address,undefined
+else
+SANITIZERS := $(SANITIZE)
+endif
+CFLAGS   += -fsanitize=$(SANITIZERS) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZERS)
+BUILD    := build-san
+else
+CFLAGS   += -D_FORTIFY_SOURCE=2
+endif
+
+DEPS_OK  := $(shell pkg-config --exists $(PKGS) && echo yes)
+ifeq ($(DEPS_OK),yes)
+CFLAGS   += $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS))
+endif
+
+# Modules shared by every program.
+COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c \
+	gateway/keys.c gateway/httpsig.c gateway/xml.c gateway/registry.c \
+	gateway/conf.c gateway/form.c gateway/fetch.c gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c
+
+EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
+	gateway/tls.c gateway/manifest.c \
+	gateway/api/api.c gateway/api/api_echo.c gateway/api/api_discovery.c
+
+EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
+	gateway/ctl/ctl_registry.c
+
+UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce
+
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
+EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
+EWPCTL_OBJS := $(EWPCTL_SRCS:%.c=$(BUILD)/%.o)
+UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+
+.PHONY: all deps check unit integration demo demo-stop bench fuzz lint format clean install
+
+all: $(BUILD)/ewpd $(BUILD)/ewpctl ewpd ewpctl
+
+ewpd: $(BUILD)/ewpd
+	ln -sf $< $@
+ewpctl: $(BUILD)/ewpctl
+	ln -sf $< $@
+
+$(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/ewpctl: $(EWPCTL_OBJS) $(COMMON_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Unit tests: one cmocka program per module, linked with the shared modules.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+deps:
+	@.ci/install-deps.sh
+
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+integration: all
+	@tests/integration/run.sh
+
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	@tests/demo/demo.sh
+
+demo-stop:
+	@tests/demo/demo.sh stop
+
+bench: deps
+	$(MAKE) all
+	@bench/run.sh
+
+lint:
+	@tests/lint.sh
+
+format:
+	clang-format -i gateway/*.[ch] gateway/*/*.[ch] tests/unit/*.c
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/ewpd
+	install -m 0755 $(BUILD)/ewpd $(BUILD)/ewpctl $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0644 conf/ewpd.conf.example $(DESTDIR)/etc/ewpd/
+
+clean:
+	rm -rf build build-san ewpd ewpctl
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,183 @@
+/*
+ * api.c - routing of EWP requests: path, method, authentication,
+ * parameters, then the API's handler.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api.h"
+#include "log.h"
+#include "registry.h"
+#include "req.h"
+
+const struct api_entry *const api_table[] = {
+    &api_discovery_entry,
+    &api_echo_entry,
+    NULL,
+};
+
+int
+api_manifest_http_security(struct buf *out)
+{
+	return buf_addstr(
+	    out, "<http-security>"
+		 "<sec:client-auth-methods>"
+		 "<httpsig xmlns=\"https://github.com/erasmus-without-paper/"
+		 "ewp-specs-sec-cliauth-httpsig/tree/stable-v1\"/>"
+		 "</sec:client-auth-methods>"
+		 "<sec:server-auth-methods>"
+		 "<tlscert xmlns=\"https://github.com/erasmus-without-paper/"
+		 "ewp-specs-sec-srvauth-tlscert/tree/stable-v1\"/>"
+		 "<httpsig xmlns=\"https://github.com/erasmus-without-paper/"
+		 "ewp-specs-sec-srvauth-httpsig/tree/stable-v1\"/>"
+		 "</sec:server-auth-methods>"
+		 "</http-security>");
+}
+
+static const char *
+api_path(const struct api_entry *e, const struct conf *c)
+{
+	return e->path ? e->path : c->manifest_path;
+}
+
+static const struct api_entry *
+api_find(const struct req *rq)
+{
+	for (size_t i = 0; api_table[i]; i++)
+		if (strcmp(rq->path, api_path(api_table[i], rq->d->conf)) == 0)
+			return api_table[i];
+	return NULL;
+}
+
+/* Key lookup for the verifier, against the request's catalogue snapshot. */
+static enum httpsig_key_kind
+api_lookup_cb(void *arg, const char *keyid, const struct keys_pub **pub)
+{
+	const struct registry *reg = arg;
+	const struct registry_key *k = registry_key(reg, keyid);
+
+	if (k == NULL)
+		return HTTPSIG_KEY_NONE;
+	if (!k->client)
+		return HTTPSIG_KEY_SERVER_ONLY;
+	*pub = k->pub;
+	return HTTPSIG_KEY_CLIENT;
+}
+
+static bool
+api_replay_cb(void *arg, const char *request_id, time_t now)
+{
+	struct ewpd *d = arg;
+
+	/* Remember ids for two windows: a Date may lead our clock by one. */
+	return nonce_seen(d->nonce, request_id, now, 2 * d->conf->date_window);
+}
+
+/* 0 when the caller is authenticated; otherwise the request is answered. */
+static int
+api_authenticate(struct req *rq)
+{
+	struct ewpd *d = rq->d;
+	struct httpsig_msg m = {.method = rq->method,
+				.target = rq->target,
+				.headers = rq->headers,
+				.nheaders = rq->nheaders,
+				.body = rq->body,
+				.body_len = rq->body_len};
+	struct httpsig_verify_opts o = {.expected_host = d->conf->public_host,
+					.now = time(NULL),
+					.max_skew = d->conf->date_window,
+					.lookup = api_lookup_cb,
+					.replay = api_replay_cb,
+					.replay_arg = d};
+
+	if (d->snap == NULL) {
+		req_error(rq, 503, "the registry catalogue is not loaded yet; callers cannot be "
+				   "authenticated");
+		return -1;
+	}
+	rq->snap = snap_ref(d->snap);
+	o.lookup_arg = rq->snap->reg;
+	if (httpsig_verify_request(&m, &o, &rq->verdict) != 200) {
+		metrics_sigfail(d->metrics, rq->verdict.reason);
+		req_error(rq, rq->verdict.status, "%s", rq->verdict.message);
+		return -1;
+	}
+	rq->authenticated = true;
+	rq->ncaller_heis = registry_client_heis(rq->snap->reg, rq->verdict.keyid, &rq->caller_heis);
+	req_keep_signed_headers(rq);
+	return 0;
+}
+
+/* True for application/x-www-form-urlencoded, with any parameters. */
+static bool
+api_is_form_type(const char *ct)
+{
+	static const char form[] = "application/x-www-form-urlencoded";
+	size_t n = sizeof(form) - 1;
+
+	while (*ct == ' ')
+		ct++;
+	return strncasecmp(ct, form, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* 0 when parameters are parsed; otherwise the request is answered. */
+static int
+api_parse_params(struct req *rq, const char *content_type)
+{
+	char err[128];
+	const char *src = rq->query;
+	size_t len = strlen(rq->query);
+
+	if (strcmp(rq->method, "POST") == 0) {
+		/* Parameters of a POST are in the body only (never the query). */
+		if (rq->body_len > 0 && (content_type == NULL || !api_is_form_type(content_type))) {
+			req_error(rq, 415,
+				  "POST parameters must be sent as "
+				  "application/x-www-form-urlencoded, not \"%s\"",
+				  content_type ? content_type : "(no Content-Type)");
+			return -1;
+		}
+		src = rq->body;
+		len = rq->body_len;
+	}
+	if (form_parse(src, len, &rq->form, err, sizeof(err)) == -1) {
+		req_error(rq, 400, "cannot parse parameters: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+void
+api_dispatch(struct req *rq)
+{
+	const struct api_entry *e = api_find(rq);
+	const char *accept_sig, *content_type;
+	int method;
+
+	if (e == NULL) {
+		req_error(rq, 404, "no EWP API is served at %s", rq->path);
+		return;
+	}
+	rq->metric = e->metric;
+	accept_sig = req_header(rq, "Accept-Signature");
+	rq->sign_response = accept_sig && httpsig_accepts_rsa_sha256(accept_sig);
+	method = strcmp(rq->method, "GET") == 0 ? API_GET
+		 : strcmp(rq->method, "POST") == 0 ? API_POST
+						   : 0;
+	if ((e->methods & method) == 0) {
+		req_add_header(rq, "Allow", (e->methods & API_POST) ? "GET, POST" : "GET");
+		req_error(rq, 405, "method %s is not allowed on %s (use %s)", rq->method, rq->path,
+			  (e->methods & API_POST) ? "GET or POST" : "GET");
+		return;
+	}
+	/* Framing headers are read before unsigned headers are dropped. */
+	content_type = req_header(rq, "Content-Type");
+	if (e->signed_only && api_authenticate(rq) == -1)
+		return;
+	if (api_parse_params(rq, content_type) == -1)
+		return;
+	e->handle(rq);
+}

@@ -1,0 +1,48 @@
+/*
+ * api.h - the table of EWP APIs served by ewpd.
+ *
+ * Each API file exports one const struct api_entry. The dispatcher in
+ * api.c knows only the table: it matches the path, checks the method,
+ * runs the HTTP Signature verification when the entry requires it, parses
+ * the parameters and calls the handler. The manifest is built from the
+ * same table, so an API is advertised exactly when it is served.
+ */
+#ifndef API_H
+#define API_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "metrics.h"
+
+struct req;
+
+#define API_GET	 0x1
+#define API_POST 0x2
+
+struct api_entry {
+	const char *name;     /* element name in the manifest, e.g. "echo" */
+	const char *ns;	      /* namespace of its manifest entry */
+	const char *version;  /* version we implement, x.y.z */
+	const char *path;     /* served at public_url + path */
+	int methods;	      /* API_GET | API_POST */
+	bool signed_only;     /* refuse anonymous callers (httpsig client auth) */
+	enum metrics_api metric;
+	/* Called with authenticated caller and parsed parameters. */
+	void (*handle)(struct req *rq);
+	/* Writes the <name ...>...</name> manifest entry. */
+	int (*manifest)(const struct api_entry *e, const struct conf *c, struct buf *out);
+};
+
+extern const struct api_entry *const api_table[];
+
+/* Routes a request; finishes it in every case. */
+void api_dispatch(struct req *rq);
+/* Writes the http-security element we publish for signed APIs. */
+int api_manifest_http_security(struct buf *out) EWP_MUSTCHECK;
+
+extern const struct api_entry api_echo_entry;
+extern const struct api_entry api_discovery_entry;
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * ewpctl.c - the admin command line of the SMILE EWP gateway: keys,
+ * registry catalogue checks and signed debug calls to any EWP endpoint.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "xml.h"
+
+#define DEFAULT_CONF "/etc/ewpd/ewpd.conf"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: ewpctl [-c file] command [arguments]\n"
+		"\n"
+		"Commands:\n"
+		"  keys generate [--bits N] [--dir DIR] NAME\n"
+		"                        new RSA key DIR/NAME.pem (0600) and NAME.pem.pub\n"
+		"  keys list [--dir DIR] every key with its keyId and role\n"
+		"  keys show [--dir DIR] NAME\n"
+		"                        keyId, size and the base64 public key\n"
+		"  registry check [FILE] validate a catalogue (default: the cached one)\n"
+		"  registry key KEYID    what the catalogue says of a key\n"
+		"  registry hei HEI_ID   what the catalogue says of an institution\n"
+		"  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
+		"                        signed EWP request; prints the verified response\n"
+		"\n"
+		"  -c file   configuration file (default " DEFAULT_CONF ")\n"
+		"  -h        this help\n"
+		"DIR defaults to [keys] keys_dir of the configuration.\n");
+}
+
+void
+ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ewpctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+struct conf *
+ctl_conf(struct ctl *ctl)
+{
+	char err[1024];
+
+	if (ctl->conf == NULL && (ctl->conf = conf_load(ctl->conf_path, err, sizeof(err))) == NULL) {
+		ctl_err("%s", err);
+		exit(1);
+	}
+	return ctl->conf;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct ctl ctl = {.conf_path = DEFAULT_CONF};
+	int i = 1, rc;
+
+	log_init(LOG_LEVEL_WARN, "ewpctl");
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			ctl.conf_path = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i == argc) {
+		usage(stderr);
+		return 2;
+	}
+	xml_init(NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (strcmp(argv[i], "keys") == 0)
+		rc = ctl_keys(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "call") == 0)
+		rc = ctl_call(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "registry") == 0)
+		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
+	else {
+		ctl_err("unknown command \"%s\" (try ewpctl -h)", argv[i]);
+		rc = 2;
+	}
+	conf_free(ctl.conf);
+	curl_global_cleanup();
+	xml_cleanup();
+	return rc;
+}

@@ -1,0 +1,487 @@
+/*
+ * xml.c - hardened XML intake and schema validation on libxml2.
+ *
+ * Peer documents: size checked first, then parsed by libxml2 with two SAX
+ * hooks of ours. One refuses any DOCTYPE at its first callback (EWP
+ * documents never carry one, and this kills XXE and entity expansion
+ * bombs before an entity is even declared); the other counts element
+ * nesting and stops the parser past EWP_MAX_XML_DEPTH, so a depth bomb
+ * never grows into a tree. Errors go to a per-call structured handler, so
+ * nothing is printed and no state passes from one call to the next.
+ *
+ * Schemas: files on disk whose imports name https URLs. Our entity loader
+ * (process-wide, installed by xml_init) maps those through the OASIS
+ * catalog to local files and refuses every other remote location; it is
+ * what keeps schema compilation off the network, since libxml2 2.9 gives
+ * the schema parser no NONET switch of its own.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libxml/catalog.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/SAX2.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlschemas.h>
+
+#include "log.h"
+#include "xmalloc.h"
+#include "xml.h"
+
+#define XML_MAX_SCHEMA_ERRORS 5
+
+/* Parse options for peer input: no network, no entity substitution, no DTD. */
+#define XML_PEER_OPTIONS (XML_PARSE_NONET | XML_PARSE_BIG_LINES)
+
+struct xsd {
+	xmlSchemaPtr schema;
+};
+
+/* What one xml_parse / xsd_* call collects from libxml2's callbacks. */
+struct xml_errs {
+	char *out;
+	size_t outlen;
+	int count;  /* errors written into out */
+	int max;    /* stop writing after this many */
+	int depth;  /* current element nesting (parsing only) */
+	bool stopped; /* our own hook stopped the parser (message already set) */
+};
+
+static xmlExternalEntityLoader xml_default_loader;
+static bool xml_have_catalog;
+
+/* Appends "line N: msg" (or "msg" when line is 0) to the collected errors. */
+static void
+xml_errs_add(struct xml_errs *e, int line, const char *msg)
+{
+	size_t used, mlen;
+
+	if (e->count >= e->max || e->out == NULL || e->outlen == 0)
+		return;
+	mlen = strlen(msg);
+	while (mlen > 0 && (msg[mlen - 1] == '\n' || msg[mlen - 1] == ' '))
+		mlen--; /* libxml2 messages end with a newline */
+	used = e->count ? strlen(e->out) : 0;
+	if (used >= e->outlen - 1)
+		return;
+	if (line > 0)
+		snprintf(e->out + used, e->outlen - used, "%sline %d: %.*s", e->count ? "; " : "",
+			 line, (int)mlen, msg);
+	else
+		snprintf(e->out + used, e->outlen - used, "%s%.*s", e->count ? "; " : "",
+			 (int)mlen, msg);
+	e->count++;
+}
+
+/* Structured error handler; warnings are not worth reporting. */
+static void
+xml_error_cb(void *data, xmlErrorPtr err)
+{
+	struct xml_errs *e = data;
+
+	if (err == NULL || err->level < XML_ERR_ERROR)
+		return;
+	xml_errs_add(e, err->line, err->message ? err->message : "unknown XML error");
+}
+
+/*
+ * For schema compilation warnings matter: an import that cannot be
+ * loaded is only a warning, and it explains the errors that follow.
+ */
+static void
+xml_schema_error_cb(void *data, xmlErrorPtr err)
+{
+	struct xml_errs *e = data;
+
+	if (err == NULL || err->level < XML_ERR_WARNING)
+		return;
+	xml_errs_add(e, err->line, err->message ? err->message : "unknown schema error");
+}
+
+/*
+ * The parser's userData is the context itself, so the structured handler
+ * on ctxt->sax receives the ctxt; our collector hangs off _private.
+ */
+static void
+xml_parse_error_cb(void *ctx, xmlErrorPtr err)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+	struct xml_errs *e = ctxt->_private;
+
+	if (e->stopped)
+		return; /* the reason is already recorded; skip the echo */
+	xml_error_cb(e, err);
+}
+
+static bool
+xml_has_scheme(const char *url, const char *scheme)
+{
+	size_t n = strlen(scheme);
+
+	return strncasecmp(url, scheme, n) == 0 && url[n] == ':';
+}
+
+/* A plain path or a file: URI; anything else with a scheme is remote. */
+static bool
+xml_is_local(const char *url)
+{
+	const char *p;
+
+	if (xml_has_scheme(url, "file"))
+		return true;
+	for (p = url; *p != '\0'; p++) {
+		if (*p == ':')
+			return false; /* "http:", "ftp:", "data:", ... */
+		if (*p == '/')
+			break;
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))
+			break;
+	}
+	return true;
+}
+
+/* Catalog lookup for a remote location; NULL when unmapped. Caller xmlFrees. */
+static xmlChar *
+xml_catalog_resolve(const char *url, const char *id)
+{
+	xmlChar *r;
+
+	if (!xml_have_catalog)
+		return NULL; /* never fall back to /etc/xml/catalog */
+	r = xmlCatalogResolveURI((const xmlChar *)url);
+	if (r == NULL)
+		r = xmlCatalogResolve((const xmlChar *)id, (const xmlChar *)url);
+	return r;
+}
+
+/*
+ * Process-wide entity loader: local files load, remote locations only
+ * when the catalog maps them to a local file. Returning NULL makes
+ * libxml2 report "failed to load external entity" to the caller.
+ */
+static xmlParserInputPtr
+xml_entity_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt)
+{
+	xmlParserInputPtr in;
+	xmlChar *mapped = NULL;
+	const char *target = url;
+
+	if (url == NULL)
+		return NULL;
+	if (!xml_is_local(url)) {
+		mapped = xml_catalog_resolve(url, id);
+		if (mapped == NULL)
+			return NULL;
+		target = (const char *)mapped;
+		if (!xml_is_local(target)) {
+			xmlFree(mapped);
+			return NULL;
+		}
+	}
+	in = xmlNewInputFromFile(ctxt, target);
+	xmlFree(mapped);
+	return in;
+}
+
+void
+xml_init(const char *catalog)
+{
+	xmlInitParser();
+	if (xml_default_loader == NULL)
+		xml_default_loader = xmlGetExternalEntityLoader();
+	xmlSetExternalEntityLoader(xml_entity_loader);
+	/* Ignore <?oasis-xml-catalog?> PIs: only our catalog counts. */
+	xmlCatalogSetDefaults(XML_CATA_ALLOW_GLOBAL);
+	if (catalog != NULL && xmlLoadCatalog(catalog) == 0)
+		xml_have_catalog = true;
+}
+
+void
+xml_cleanup(void)
+{
+	if (xml_have_catalog)
+		xmlCatalogCleanup();
+	xml_have_catalog = false;
+	if (xml_default_loader != NULL)
+		xmlSetExternalEntityLoader(xml_default_loader);
+	xml_default_loader = NULL;
+	xmlCleanupParser();
+}
+
+static int
+xml_line(xmlParserCtxtPtr ctxt)
+{
+	return ctxt->input != NULL ? ctxt->input->line : 0;
+}
+
+/* Records our own refusal and halts the parser. */
+static void
+xml_stop(xmlParserCtxtPtr ctxt, const char *msg)
+{
+	struct xml_errs *e = ctxt->_private;
+
+	if (e->stopped)
+		return;
+	xml_errs_add(e, xml_line(ctxt), msg);
+	e->stopped = true;
+	xmlStopParser(ctxt);
+}
+
+/* First callback of a DOCTYPE, before any entity of it is declared. */
+static void
+xml_internal_subset_cb(void *ctx, const xmlChar *name, const xmlChar *ext_id,
+		       const xmlChar *sys_id)
+{
+	(void)name;
+	(void)ext_id;
+	(void)sys_id;
+	xml_stop(ctx, "DOCTYPE not allowed");
+}
+
+static void
+xml_start_cb(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
+	     int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
+	     const xmlChar **attributes)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+	struct xml_errs *e = ctxt->_private;
+	char msg[64];
+
+	if (++e->depth > EWP_MAX_XML_DEPTH) {
+		snprintf(msg, sizeof(msg), "element nesting deeper than %d", EWP_MAX_XML_DEPTH);
+		xml_stop(ctxt, msg);
+		return;
+	}
+	xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces,
+			      nb_attributes, nb_defaulted, attributes);
+}
+
+static void
+xml_end_cb(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+	struct xml_errs *e = ctxt->_private;
+
+	e->depth--;
+	xmlSAX2EndElementNs(ctx, localname, prefix, uri);
+}
+
+static void
+xml_errs_init(struct xml_errs *e, char *err, size_t errlen, int max)
+{
+	memset(e, 0, sizeof(*e));
+	e->out = err;
+	e->outlen = errlen;
+	e->max = max;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+}
+
+static void
+xml_errs_default(struct xml_errs *e, const char *msg)
+{
+	if (e->count == 0)
+		xml_errs_add(e, 0, msg);
+}
+
+/* A memory parser context with our hooks on its private SAX handler. */
+static xmlParserCtxtPtr
+xml_peer_ctxt(const char *data, size_t len, struct xml_errs *e)
+{
+	xmlParserCtxtPtr ctxt;
+
+	ctxt = xmlCreateMemoryParserCtxt(data, (int)len);
+	if (ctxt == NULL)
+		return NULL;
+	ctxt->_private = e;
+	ctxt->sax->initialized = XML_SAX2_MAGIC;
+	ctxt->sax->serror = xml_parse_error_cb;
+	ctxt->sax->internalSubset = xml_internal_subset_cb;
+	ctxt->sax->externalSubset = NULL;
+	ctxt->sax->startElementNs = xml_start_cb;
+	ctxt->sax->endElementNs = xml_end_cb;
+	xmlCtxtUseOptions(ctxt, XML_PEER_OPTIONS);
+	return ctxt;
+}
+
+xmlDocPtr
+xml_parse(const char *data, size_t len, size_t max_len, char *err, size_t errlen)
+{
+	struct xml_errs e;
+	xmlParserCtxtPtr ctxt;
+	xmlDocPtr doc = NULL;
+	char msg[96];
+
+	xml_errs_init(&e, err, errlen, 1);
+	if (len > max_len || len > INT_MAX) {
+		snprintf(msg, sizeof(msg), "document too large (%zu bytes, limit %zu)", len,
+			 max_len < INT_MAX ? max_len : (size_t)INT_MAX);
+		xml_errs_add(&e, 0, msg);
+		return NULL;
+	}
+	if (len == 0) {
+		xml_errs_add(&e, 0, "empty document");
+		return NULL;
+	}
+	ctxt = xml_peer_ctxt(data, len, &e);
+	if (ctxt == NULL) {
+		xml_errs_add(&e, 0, "cannot create XML parser");
+		return NULL;
+	}
+	(void)xmlParseDocument(ctxt);
+	/* Namespace errors (an undeclared prefix) do not clear wellFormed. */
+	if (ctxt->wellFormed && ctxt->nsWellFormed && !e.stopped && ctxt->myDoc != NULL) {
+		doc = ctxt->myDoc;
+		ctxt->myDoc = NULL;
+	}
+	if (doc == NULL)
+		xml_errs_default(&e, "malformed XML");
+	xmlFreeDoc(ctxt->myDoc);
+	ctxt->myDoc = NULL;
+	xmlFreeParserCtxt(ctxt);
+	xmlResetLastError(); /* no global residue for the next caller */
+	return doc;
+}
+
+struct xsd *
+xsd_load(const char *path, char *err, size_t errlen)
+{
+	struct xml_errs e;
+	xmlSchemaParserCtxtPtr pctxt;
+	xmlStructuredErrorFunc saved_fn;
+	void *saved_ctx;
+	xmlSchemaPtr schema;
+	struct xsd *x;
+
+	xml_errs_init(&e, err, errlen, XML_MAX_SCHEMA_ERRORS);
+	pctxt = xmlSchemaNewParserCtxt(path);
+	if (pctxt == NULL) {
+		xml_errs_add(&e, 0, "cannot create schema parser");
+		return NULL;
+	}
+	xmlSchemaSetParserStructuredErrors(pctxt, xml_schema_error_cb, &e);
+	/*
+	 * libxml2 reads each schema document with an internal parser context
+	 * of its own that reports I/O and syntax errors only to the global
+	 * handler: borrow that for the duration of this call.
+	 */
+	saved_fn = xmlStructuredError;
+	saved_ctx = xmlStructuredErrorContext;
+	xmlSetStructuredErrorFunc(&e, xml_schema_error_cb);
+	schema = xmlSchemaParse(pctxt);
+	xmlSetStructuredErrorFunc(saved_ctx, saved_fn);
+	xmlSchemaFreeParserCtxt(pctxt);
+	xmlResetLastError();
+	if (schema == NULL) {
+		xml_errs_default(&e, "cannot compile schema");
+		return NULL;
+	}
+	if (err != NULL && errlen > 0)
+		err[0] = '\0'; /* warnings of a schema that compiled are noise */
+	x = xmalloc(sizeof(*x));
+	x->schema = schema;
+	return x;
+}
+
+void
+xsd_free(struct xsd *x)
+{
+	if (x == NULL)
+		return;
+	xmlSchemaFree(x->schema);
+	free(x);
+}
+
+int
+xsd_validate(struct xsd *x, xmlDocPtr doc, char *err, size_t errlen)
+{
+	struct xml_errs e;
+	xmlSchemaValidCtxtPtr vctxt;
+	int rc;
+
+	xml_errs_init(&e, err, errlen, XML_MAX_SCHEMA_ERRORS);
+	vctxt = xmlSchemaNewValidCtxt(x->schema);
+	if (vctxt == NULL) {
+		xml_errs_add(&e, 0, "cannot create schema validator");
+		return -1;
+	}
+	xmlSchemaSetValidStructuredErrors(vctxt, xml_error_cb, &e);
+	rc = xmlSchemaValidateDoc(vctxt, doc);
+	xmlSchemaFreeValidCtxt(vctxt);
+	xmlResetLastError();
+	if (rc == 0)
+		return 0;
+	xml_errs_default(&e, rc > 0 ? "document not valid" : "schema validation failed");
+	return -1;
+}
+
+bool
+xml_is(const xmlNode *n, const char *ns, const char *name)
+{
+	const char *href;
+
+	if (n == NULL || n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, name) != 0)
+		return false;
+	href = n->ns != NULL ? (const char *)n->ns->href : NULL;
+	if (ns == NULL || href == NULL)
+		return ns == href; /* NULL ns asks for an element in no namespace */
+	return strcmp(href, ns) == 0;
+}
+
+xmlNode *
+xml_child(const xmlNode *n, const char *ns, const char *name)
+{
+	xmlNode *c;
+
+	if (n == NULL)
+		return NULL;
+	for (c = n->children; c != NULL; c = c->next)
+		if (xml_is(c, ns, name))
+			return c;
+	return NULL;
+}
+
+static bool
+xml_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+char *
+xml_text(const xmlNode *n)
+{
+	xmlChar *content;
+	const char *s, *end;
+	char *out;
+
+	content = n != NULL ? xmlNodeGetContent(n) : NULL;
+	if (content == NULL)
+		return xstrdup("");
+	s = (const char *)content;
+	end = s + strlen(s);
+	while (s < end && xml_space(*s))
+		s++;
+	while (end > s && xml_space(end[-1]))
+		end--;
+	out = xstrndup(s, (size_t)(end - s));
+	xmlFree(content);
+	return out;
+}
+
+void
+xml_dump(xmlDocPtr doc, char **out, size_t *len)
+{
+	xmlChar *mem = NULL;
+	int n = 0;
+
+	xmlDocDumpMemoryEnc(doc, &mem, &n, "UTF-8");
+	if (mem == NULL)
+		fatalx("xml_dump: out of memory");
+	*out = (char *)mem;
+	*len = (size_t)n;
+}
