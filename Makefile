@@ -106,7 +106,7 @@ lint:
 	@tests/lint.sh
 
 format:
-	clang-format -i gateway/*.[ch] gateway/*/*.[ch] tests/unit/*.c
+	clang-format -i $$(find gateway tests/unit tests/fuzz bench -name "*.[ch]")
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/ewpd

@@ -6,8 +6,9 @@
  * arrays, and the parsed public keys are freed one by one. The libxml2
  * tree is dropped as soon as the snapshot is built.
  *
- * Lookups go through open-addressing hash tables (linear probing, FNV-1a
- * with a per-snapshot random seed, load factor <= 1/2). The (HEI, API
+ * Lookups go through open-addressing hash tables (linear probing, a
+ * word-at-a-time multiplicative hash with a per-snapshot random seed,
+ * load factor <= 1/2). The (HEI, API
  * namespace) table already holds the best entry over every host covering
  * the HEI, so registry_api() is a single probe.
  *
@@ -132,27 +133,44 @@ struct reg_map {
 	size_t n;
 };
 
+/* splitmix64's finaliser: every input bit reaches the low (bucket) bits. */
 static uint64_t
-reg_fnv(uint64_t h, const char *s)
+reg_fmix(uint64_t h)
 {
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+/*
+ * Eight bytes per step (namespaces are ~100 bytes and a byte-wise FNV was
+ * the main cost of registry_api); the tail carries its length.
+ */
+static uint64_t
+reg_mix(uint64_t h, const char *s)
+{
+	size_t n = strlen(s);
+	uint64_t w;
+
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 32;
 	}
-	return h;
+	w = 0;
+	memcpy(&w, s, n);
+	h = (h ^ w ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 32);
 }
 
 static uint64_t
 reg_hash(uint64_t seed, const char *k1, const char *k2)
 {
-	uint64_t h = reg_fnv(0xcbf29ce484222325ULL ^ seed, k1);
+	uint64_t h = reg_mix(seed, k1);
 
-	if (k2 != NULL) {
-		h ^= 0xff; /* separator: a byte that never occurs in UTF-8 */
-		h *= 0x100000001b3ULL;
-		h = reg_fnv(h, k2);
-	}
-	return h;
+	if (k2 != NULL)
+		h = reg_mix(h ^ 0xff51afd7ed558ccdULL, k2);
+	return reg_fmix(h);
 }
 
 static bool
@@ -420,23 +438,45 @@ reg_count(const xmlNode *parent, const char *ns, const char *name)
 
 /* ---- keyIds ---- */
 
+/* Hex digit -> its lower-case form; 0 for anything else. Branch-free lookups. */
+static const char reg_hexlc[256] = {
+	['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5',
+	['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b',
+	['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['A'] = 'a', ['B'] = 'b',
+	['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+};
+
 /* Lower-case copy of a 64-hex-digit keyId into out; false when malformed. */
 static bool
 reg_keyid_norm(const char *in, char out[CODEC_SHA256_HEX_LEN + 1])
 {
+	unsigned bad = 0;
 	size_t i;
-	char c;
 
 	for (i = 0; i < CODEC_SHA256_HEX_LEN; i++) {
-		c = in[i];
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+		if (in[i] == '\0')
 			return false;
-		out[i] = c;
+		out[i] = reg_hexlc[(unsigned char)in[i]];
+		bad |= out[i] == 0;
 	}
 	out[i] = '\0';
-	return in[i] == '\0';
+	return !bad && in[i] == '\0';
+}
+
+/*
+ * A keyId is already a SHA-256 digest: its first 16 hex digits, mixed
+ * with the seed (so keys ground to share low bits do not share buckets),
+ * make the hash without walking the string.
+ */
+static uint64_t
+reg_keyid_hash(uint64_t seed, const char *norm)
+{
+	uint64_t h = 0;
+	size_t i;
+
+	for (i = 0; i < 16; i++)
+		h = (h << 4) | (uint64_t)((norm[i] & 15) + (norm[i] >> 6) * 9);
+	return reg_fmix(h ^ seed);
 }
 
 static uint32_t
@@ -447,7 +487,7 @@ reg_key_index(const struct registry *r, const char *keyid)
 
 	if (keyid == NULL || !reg_keyid_norm(keyid, norm))
 		return REG_NONE;
-	s = reg_map_find(&r->key_map, reg_hash(r->seed, norm, NULL), norm, NULL);
+	s = reg_map_find(&r->key_map, reg_keyid_hash(r->seed, norm), norm, NULL);
 	return s != NULL ? s->val : REG_NONE;
 }
 
@@ -471,7 +511,7 @@ reg_load_key(struct registry *r, const xmlNode *n, size_t index)
 	if (sha == NULL || !reg_keyid_norm(sha, want))
 		return reg_fail(r, "binaries key %zu: sha-256 attribute missing or not 64 hex digits",
 				index);
-	h = reg_hash(r->seed, want, NULL);
+	h = reg_keyid_hash(r->seed, want);
 	if (reg_map_find(&r->key_map, h, want, NULL) != NULL)
 		return 0; /* same digest, same bytes: a harmless repeat */
 	b64 = reg_text_view(n, &tmp, &b64len);
@@ -809,6 +849,7 @@ reg_load_host_heis(struct registry *r, struct reg_host *h, const xmlNode *host, 
 {
 	const xmlNode *cov = xml_child(host, REGISTRY_NS, "institutions-covered"), *c;
 	const char *id;
+	uint32_t hei;
 
 	h->heis = reg_ptrs(&r->arena, cov != NULL ? reg_count(cov, REGISTRY_NS, "hei-id") : 0);
 	if (cov == NULL)
@@ -819,7 +860,8 @@ reg_load_host_heis(struct registry *r, struct reg_host *h, const xmlNode *host, 
 		id = reg_text(r, c);
 		if (*id == '\0')
 			return reg_fail(r, "host index %zu: empty hei-id", index);
-		h->heis[h->nheis++] = r->heis[reg_hei_get(r, id)].id;
+		hei = reg_hei_get(r, id); /* may move r->heis: index it afterwards */
+		h->heis[h->nheis++] = r->heis[hei].id;
 	}
 	return 0;
 }

@@ -31,11 +31,13 @@ xcalloc(size_t nmemb, size_t size)
 void *
 xreallocarray(void *ptr, size_t nmemb, size_t size)
 {
+	size_t total;
 	void *p;
 
 	if (size && nmemb > SIZE_MAX / size)
 		fatalx("allocation overflow (%zu x %zu)", nmemb, size);
-	p = realloc(ptr, nmemb * size ? nmemb * size : 1);
+	total = nmemb * size;
+	p = realloc(ptr, total > 0 ? total : 1);
 	if (p == NULL)
 		fatalx("out of memory (%zu x %zu bytes)", nmemb, size);
 	return p;
