@@ -90,6 +90,9 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+ifeq ($(SANITIZE),)
+	$(MAKE) fuzz FUZZ_SECS=$(FUZZ_SECS)
+endif
 
 demo: deps
 	$(MAKE) all
@@ -97,6 +100,33 @@ demo: deps
 
 demo-stop:
 	@tests/demo/demo.sh stop
+
+# Fuzzing (clang libFuzzer): every target runs FUZZ_SECS seconds from the
+# seeds in tests/fuzz/seeds/<target>; findings are left in build-fuzz/.
+FUZZ_SECS    ?= 20
+FUZZ_TARGETS := form httpsig xml
+FUZZ_EXTRA_xml := $(wildcard ../shared/ewp-specs/ewp-specs-api-registry ../shared/ewp-specs/ewp-specs-api-discovery)
+FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -Igateway \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	$(shell pkg-config --cflags libxml-2.0 openssl 2>/dev/null)
+FUZZ_LIBS    := $(shell pkg-config --libs libxml-2.0 openssl 2>/dev/null)
+FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/keys.c gateway/codec.c \
+	gateway/xml.c gateway/registry.c gateway/buf.c gateway/log.c gateway/xmalloc.c
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus-$$t; extra=""; \
+		[ $$t = xml ] && extra="$(FUZZ_EXTRA_xml)"; \
+		echo "fuzzing $$t for $(FUZZ_SECS)s"; \
+		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECS) -max_len=65536 -timeout=10 \
+			-print_final_stats=0 build-fuzz/corpus-$$t tests/fuzz/seeds/$$t $$extra \
+			> build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; exit 1; }; \
+		grep -h 'Done [0-9]* runs' build-fuzz/$$t.log; \
+	done
 
 bench: deps
 	$(MAKE) all
@@ -114,6 +144,6 @@ install: all
 	install -m 0644 conf/ewpd.conf.example $(DESTDIR)/etc/ewpd/
 
 clean:
-	rm -rf build build-san ewpd ewpctl
+	rm -rf build build-san build-fuzz ewpd ewpctl
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

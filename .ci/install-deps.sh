@@ -4,7 +4,8 @@
 set -eu
 
 need="build-essential pkg-config openssl curl libevent-dev libssl-dev libxml2-dev
-libxml2-utils libxmlsec1-dev libcurl4-openssl-dev libpq-dev libcmocka-dev postgresql"
+libxml2-utils libxmlsec1-dev libcurl4-openssl-dev libpq-dev libcmocka-dev postgresql
+clang libclang-rt-14-dev"
 [ -n "${EWP_EXTRA_PACKAGES:-}" ] && need="$need $EWP_EXTRA_PACKAGES"
 
 missing=""

@@ -16,7 +16,7 @@ static const char codec_b64_alphabet[] =
 
 static const char *const codec_days[7] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 static const char *const codec_months[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 char *
 codec_base64_encode(const void *data, size_t len)
@@ -167,7 +167,7 @@ codec_uuid_v4(char out[CODEC_UUID_LEN + 1])
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	codec_hex(r, sizeof(r), hex);
 	snprintf(out, CODEC_UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-		 hex + 16, hex + 20);
+	         hex + 16, hex + 20);
 }
 
 bool
@@ -177,7 +177,7 @@ codec_is_canonical_uuid(const char *s)
 		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
 
 		if (dash ? s[i] != '-'
-			 : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		         : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	}
 	return s[CODEC_UUID_LEN] == '\0';
@@ -256,9 +256,8 @@ codec_parse_http_date(const char *s, time_t *out)
 	tm.tm_hour = codec_digits(s + 17, 2);
 	tm.tm_min = codec_digits(s + 20, 2);
 	tm.tm_sec = codec_digits(s + 23, 2);
-	if (wday < 0 || tm.tm_mday < 1 || tm.tm_mon < 0 || tm.tm_year < -1900 ||
-	    tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 ||
-	    tm.tm_sec < 0 || tm.tm_sec > 59)
+	if (wday < 0 || tm.tm_mday < 1 || tm.tm_mon < 0 || tm.tm_year < -1900 || tm.tm_hour < 0 ||
+	    tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 59)
 		return -1;
 	want = tm; /* timegm() normalises its argument */
 	t = timegm(&tm);

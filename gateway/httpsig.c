@@ -20,8 +20,8 @@
 #include "xmalloc.h"
 
 #define HTTPSIG_MAX_SIGNING_STRING (1024 * 1024)
-#define HTTPSIG_DIGEST_BUF	   64 /* "SHA-256=" + 44 base64 characters + NUL */
-#define HTTPSIG_REQUEST_TARGET	   "(request-target)"
+#define HTTPSIG_DIGEST_BUF         64 /* "SHA-256=" + 44 base64 characters + NUL */
+#define HTTPSIG_REQUEST_TARGET     "(request-target)"
 
 static const char *const httpsig_reason_names[HTTPSIG_REASON_COUNT] = {
     [HTTPSIG_OK] = "ok",
@@ -200,8 +200,7 @@ httpsig_get(const struct httpsig_ctx *c, const char *name, size_t *count)
 static int
 httpsig_add_target(struct buf *b, const char *method, const char *target)
 {
-	if (method == NULL || target == NULL ||
-	    buf_addstr(b, HTTPSIG_REQUEST_TARGET ": ") == -1)
+	if (method == NULL || target == NULL || buf_addstr(b, HTTPSIG_REQUEST_TARGET ": ") == -1)
 		return -1;
 	for (const char *m = method; *m; m++) {
 		char lc = (char)tolower((unsigned char)*m);
@@ -240,7 +239,7 @@ httpsig_add_header(struct buf *b, const struct httpsig_header *h, size_t n, cons
  */
 static char *
 httpsig_signing_string(const char *method, const char *target, const struct httpsig_header *h,
-		       size_t nh, const char *const *names, size_t nnames, size_t *len)
+                       size_t nh, const char *const *names, size_t nnames, size_t *len)
 {
 	struct buf b;
 	int rc = 0;
@@ -304,7 +303,8 @@ httpsig_parse_param(const char **sp, struct httpsig_params *p, char *why, size_t
 		return -1;
 	}
 	if (s[0] != '=' || s[1] != '"') {
-		snprintf(why, whylen, "parameter %.*s is not of the form name=\"value\"", nlen, name);
+		snprintf(why, whylen, "parameter %.*s is not of the form name=\"value\"", nlen,
+		         name);
 		return -1;
 	}
 	val = s + 2;
@@ -335,7 +335,8 @@ httpsig_parse_params(const char *s, struct httpsig_params *p, char *why, size_t 
 		if (*s == '\0')
 			break;
 		if (*s != ',') {
-			snprintf(why, whylen, "expected ',' between parameters, found \"%.20s\"", s);
+			snprintf(why, whylen, "expected ',' between parameters, found \"%.20s\"",
+			         s);
 			return -1;
 		}
 		s++;
@@ -381,14 +382,15 @@ httpsig_parse_names(struct httpsig_ctx *c, const char *list)
 			;
 		if (v->nsigned == HTTPSIG_MAX_SIGNED_HEADERS)
 			return httpsig_fail(c, HTTPSIG_BAD_PARAMS,
-					    "headers parameter lists more than %d names",
-					    HTTPSIG_MAX_SIGNED_HEADERS);
+			                    "headers parameter lists more than %d names",
+			                    HTTPSIG_MAX_SIGNED_HEADERS);
 		name = xstrndup(start, (size_t)(s - start));
 		for (char *n = name; *n; n++)
 			*n = (char)tolower((unsigned char)*n);
 		if (!httpsig_valid_name(name)) {
 			httpsig_fail(c, HTTPSIG_BAD_PARAMS,
-				     "headers parameter has an invalid header name \"%.40s\"", name);
+			             "headers parameter has an invalid header name \"%.40s\"",
+			             name);
 			free(name);
 			return -1;
 		}
@@ -406,7 +408,7 @@ httpsig_take_params(struct httpsig_ctx *c, const char *params, const char *heade
 
 	if (httpsig_parse_params(params, &c->p, why, sizeof(why)) == -1)
 		return httpsig_fail(c, HTTPSIG_BAD_PARAMS, "cannot parse the %s header: %s", header,
-				    why);
+		                    why);
 	v->signature = xstrdup(c->p.signature);
 	if (strlen(c->p.keyid) <= CODEC_SHA256_HEX_LEN)
 		memcpy(v->keyid, c->p.keyid, strlen(c->p.keyid) + 1);
@@ -423,17 +425,17 @@ httpsig_req_authorization(struct httpsig_ctx *c)
 
 	if (auth == NULL)
 		return httpsig_fail(c, HTTPSIG_UNSIGNED,
-				    "request is not signed: no Authorization: Signature header");
+		                    "request is not signed: no Authorization: Signature header");
 	if (count > 1)
 		return httpsig_fail(c, HTTPSIG_DUPLICATE_HEADER,
-				    "Authorization header sent %zu times; it must appear once",
-				    count);
+		                    "Authorization header sent %zu times; it must appear once",
+		                    count);
 	s = httpsig_skip_ows(auth);
 	/* Do not echo another scheme's value: it may hold credentials. */
 	if (strncasecmp(s, "Signature", 9) != 0 || (s[9] != '\0' && !httpsig_is_ows(s[9])))
 		return httpsig_fail(c, HTTPSIG_UNSIGNED,
-				    "request is not signed: the Authorization scheme is not "
-				    "Signature");
+		                    "request is not signed: the Authorization scheme is not "
+		                    "Signature");
 	return httpsig_take_params(c, s + 9, "Authorization");
 }
 
@@ -444,7 +446,8 @@ httpsig_check_algorithm(struct httpsig_ctx *c)
 	if (c->p.algorithm == NULL || strcasecmp(c->p.algorithm, "rsa-sha256") == 0)
 		return 0;
 	return httpsig_fail(c, HTTPSIG_BAD_ALGORITHM,
-			    "algorithm \"%.40s\" is not supported: EWP uses rsa-sha256", c->p.algorithm);
+	                    "algorithm \"%.40s\" is not supported: EWP uses rsa-sha256",
+	                    c->p.algorithm);
 }
 
 /* The signed names joined by spaces, for messages; caller owns it. */
@@ -484,10 +487,21 @@ httpsig_check_required(struct httpsig_ctx *c, const char *const *required)
 	}
 	names = httpsig_names_joined(v);
 	httpsig_fail(c, HTTPSIG_MISSING_SIGNED, "headers=\"%s\" must also cover: %s", names,
-		     buf_cstr(&miss));
+	             buf_cstr(&miss));
 	free(names);
 	buf_free(&miss);
 	return -1;
+}
+
+/* True when the message can supply a value for a signed name. */
+static bool
+httpsig_has(const struct httpsig_ctx *c, const char *name)
+{
+	size_t count;
+
+	if (strcmp(name, HTTPSIG_REQUEST_TARGET) == 0)
+		return c->method != NULL && c->target != NULL;
+	return httpsig_get(c, name, &count) != NULL;
 }
 
 /* Every signed name is present in the message. */
@@ -495,17 +509,13 @@ static int
 httpsig_check_present(struct httpsig_ctx *c)
 {
 	const struct httpsig_verdict *v = c->v;
-	size_t count;
 
 	for (size_t i = 0; i < v->nsigned; i++) {
-		const char *name = v->signed_headers[i];
-
-		if (strcmp(name, HTTPSIG_REQUEST_TARGET) == 0 ? c->method && c->target
-							      : httpsig_get(c, name, &count) != NULL)
-			continue;
-		return httpsig_fail(c, HTTPSIG_MISSING_HEADER,
-				    "header %s is listed in headers=\"\" but absent from the %s",
-				    name, c->what);
+		if (!httpsig_has(c, v->signed_headers[i]))
+			return httpsig_fail(
+			    c, HTTPSIG_MISSING_HEADER,
+			    "header %s is listed in headers=\"\" but absent from the %s",
+			    v->signed_headers[i], c->what);
 	}
 	return 0;
 }
@@ -518,9 +528,10 @@ httpsig_check_unique(struct httpsig_ctx *c, const char *const *names)
 
 	for (size_t i = 0; names[i] != NULL; i++) {
 		if (httpsig_get(c, names[i], &count) != NULL && count > 1)
-			return httpsig_fail(c, HTTPSIG_DUPLICATE_HEADER,
-					    "header %s sent %zu times in the %s; it must appear once",
-					    names[i], count, c->what);
+			return httpsig_fail(
+			    c, HTTPSIG_DUPLICATE_HEADER,
+			    "header %s sent %zu times in the %s; it must appear once", names[i],
+			    count, c->what);
 	}
 	return 0;
 }
@@ -539,7 +550,7 @@ httpsig_req_host(struct httpsig_ctx *c, const char *expected)
 	got = httpsig_trimdup(host ? host : "");
 	if (strcasecmp(got, expected) != 0)
 		rc = httpsig_fail(c, HTTPSIG_BAD_HOST, "Host header: expected %s, received %.100s",
-				  expected, got);
+		                  expected, got);
 	free(got);
 	return rc;
 }
@@ -555,13 +566,13 @@ httpsig_req_key(struct httpsig_ctx *c, httpsig_key_lookup_cb *lookup, void *arg)
 		kind = lookup(arg, c->p.keyid, &pub);
 	if (kind == HTTPSIG_KEY_SERVER_ONLY)
 		return httpsig_fail(c, HTTPSIG_SERVER_KEY,
-				    "keyId %.80s is a server key, not a client key in the registry "
-				    "catalogue",
-				    c->p.keyid);
+		                    "keyId %.80s is a server key, not a client key in the registry "
+		                    "catalogue",
+		                    c->p.keyid);
 	if (kind != HTTPSIG_KEY_CLIENT || pub == NULL)
 		return httpsig_fail(c, HTTPSIG_UNKNOWN_KEY,
-				    "keyId %.80s is not a client key in the registry catalogue",
-				    c->p.keyid);
+		                    "keyId %.80s is not a client key in the registry catalogue",
+		                    c->p.keyid);
 	c->pub = pub;
 	return 0;
 }
@@ -582,14 +593,14 @@ httpsig_check_date(struct httpsig_ctx *c, const char *name, time_t now, int max_
 	val = httpsig_trimdup(raw);
 	if (codec_parse_http_date(val, &t) == -1) {
 		rc = httpsig_fail(c, HTTPSIG_BAD_DATE,
-				  "%s header \"%.60s\" is not an RFC 7231 date such as "
-				  "\"Sun, 06 Nov 1994 08:49:37 GMT\"",
-				  name, val);
+		                  "%s header \"%.60s\" is not an RFC 7231 date such as "
+		                  "\"Sun, 06 Nov 1994 08:49:37 GMT\"",
+		                  name, val);
 	} else if ((off = difftime(t, now)) > max_skew || off < -max_skew) {
-		rc = httpsig_fail(c, HTTPSIG_BAD_DATE,
-				  "%s header \"%s\" is %.0f seconds %s our clock (at most %d allowed)",
-				  name, val, off < 0 ? -off : off, off < 0 ? "behind" : "ahead of",
-				  max_skew);
+		rc = httpsig_fail(
+		    c, HTTPSIG_BAD_DATE,
+		    "%s header \"%s\" is %.0f seconds %s our clock (at most %d allowed)", name, val,
+		    off < 0 ? -off : off, off < 0 ? "behind" : "ahead of", max_skew);
 	}
 	free(val);
 	return rc;
@@ -624,9 +635,9 @@ httpsig_req_request_id(struct httpsig_ctx *c)
 		memcpy(c->v->request_id, val, CODEC_UUID_LEN + 1);
 	else
 		rc = httpsig_fail(c, HTTPSIG_BAD_REQUEST_ID,
-				  "X-Request-Id \"%.60s\" is not a canonical lower-case UUID "
-				  "(8-4-4-4-12 hex digits)",
-				  val);
+		                  "X-Request-Id \"%.60s\" is not a canonical lower-case UUID "
+		                  "(8-4-4-4-12 hex digits)",
+		                  val);
 	free(val);
 	return rc;
 }
@@ -641,15 +652,15 @@ httpsig_check_signature(struct httpsig_ctx *c)
 	int rc = 0;
 
 	str = httpsig_signing_string(c->method, c->target, c->headers, c->nheaders,
-				     (const char *const *)v->signed_headers, v->nsigned, &len);
+	                             (const char *const *)v->signed_headers, v->nsigned, &len);
 	if (str == NULL)
 		return httpsig_fail(c, HTTPSIG_BAD_PARAMS, "signing string longer than %d bytes",
-				    HTTPSIG_MAX_SIGNING_STRING);
+		                    HTTPSIG_MAX_SIGNING_STRING);
 	if (!keys_pub_verify(c->pub, str, len, c->p.signature)) {
 		names = httpsig_names_joined(v);
 		rc = httpsig_fail(c, HTTPSIG_BAD_SIGNATURE,
-				  "signature does not verify with key %s over headers=\"%s\"",
-				  keys_pub_keyid(c->pub), names);
+		                  "signature does not verify with key %s over headers=\"%s\"",
+		                  keys_pub_keyid(c->pub), names);
 		free(names);
 	}
 	free(str);
@@ -667,9 +678,10 @@ httpsig_check_body(struct httpsig_ctx *c, const void *body, size_t len)
 	if (digest != NULL && httpsig_check_digest(digest, body, len, NULL, 0) == 0)
 		return 0;
 	httpsig_digest_value(body, len, want, sizeof(want));
-	return httpsig_fail(c, HTTPSIG_BAD_DIGEST,
-			    "Digest mismatch: calculated %s, received %.200s, body length %zu bytes",
-			    want, digest ? digest : "no Digest header", len);
+	return httpsig_fail(
+	    c, HTTPSIG_BAD_DIGEST,
+	    "Digest mismatch: calculated %s, received %.200s, body length %zu bytes", want,
+	    digest ? digest : "no Digest header", len);
 }
 
 /*
@@ -682,7 +694,8 @@ httpsig_req_replay(struct httpsig_ctx *c, const struct httpsig_verify_opts *o)
 {
 	if (o->replay == NULL || !o->replay(o->replay_arg, c->v->request_id, o->now))
 		return 0;
-	return httpsig_fail(c, HTTPSIG_REPLAY, "X-Request-Id %s was already used", c->v->request_id);
+	return httpsig_fail(c, HTTPSIG_REPLAY, "X-Request-Id %s was already used",
+	                    c->v->request_id);
 }
 
 static void
@@ -704,26 +717,26 @@ httpsig_ok(struct httpsig_ctx *c)
 
 static int
 httpsig_req_steps(struct httpsig_ctx *c, const struct httpsig_msg *m,
-		  const struct httpsig_verify_opts *o)
+                  const struct httpsig_verify_opts *o)
 {
 	static const char *const required[] = {HTTPSIG_REQUEST_TARGET, "host", "digest",
-					       "x-request-id", NULL};
+	                                       "x-request-id", NULL};
 
 	if (httpsig_req_authorization(c) == -1 || httpsig_check_algorithm(c) == -1 ||
 	    httpsig_check_required(c, required) == -1 || httpsig_check_present(c) == -1 ||
 	    httpsig_check_unique(c, httpsig_request_unique) == -1 ||
 	    httpsig_req_host(c, o->expected_host) == -1 ||
 	    httpsig_req_key(c, o->lookup, o->lookup_arg) == -1 ||
-	    httpsig_check_dates(c, o->now, o->max_skew) == -1 ||
-	    httpsig_req_request_id(c) == -1 || httpsig_check_signature(c) == -1 ||
-	    httpsig_check_body(c, m->body, m->body_len) == -1 || httpsig_req_replay(c, o) == -1)
+	    httpsig_check_dates(c, o->now, o->max_skew) == -1 || httpsig_req_request_id(c) == -1 ||
+	    httpsig_check_signature(c) == -1 || httpsig_check_body(c, m->body, m->body_len) == -1 ||
+	    httpsig_req_replay(c, o) == -1)
 		return -1;
 	return httpsig_ok(c);
 }
 
 int
 httpsig_verify_request(const struct httpsig_msg *m, const struct httpsig_verify_opts *o,
-		       struct httpsig_verdict *v)
+                       struct httpsig_verdict *v)
 {
 	struct httpsig_ctx c = {
 	    .what = "request",
@@ -775,7 +788,7 @@ httpsig_digest_value(const void *body, size_t len, char *out, size_t outlen)
 
 int
 httpsig_check_digest(const char *header_value, const void *body, size_t len, char *msg,
-		     size_t msglen)
+                     size_t msglen)
 {
 	char want[HTTPSIG_DIGEST_BUF];
 	const char *list = header_value, *item, *want_b64 = want + 8;
@@ -803,7 +816,7 @@ httpsig_check_digest(const char *header_value, const void *body, size_t len, cha
 		return 0;
 	if (msg != NULL && msglen > 0)
 		snprintf(msg, msglen, "expected %s, received %s", want,
-			 header_value ? header_value : "nothing");
+		         header_value ? header_value : "nothing");
 	return -1;
 }
 
@@ -856,8 +869,8 @@ httpsig_out_add(struct httpsig_out *o, const char *name, char *value)
  */
 static int
 httpsig_out_sign(struct httpsig_out *o, const struct keys_priv *key, const char *method,
-		 const char *target, const char *const *names, size_t nnames, const char *header,
-		 const char *prefix)
+                 const char *target, const char *const *names, size_t nnames, const char *header,
+                 const char *prefix)
 {
 	struct httpsig_header view[sizeof(o->h) / sizeof(o->h[0])];
 	char *str, *sig = NULL;
@@ -881,9 +894,9 @@ httpsig_out_sign(struct httpsig_out *o, const struct keys_priv *key, const char 
 		if (buf_printf(&list, "%s%s", i ? " " : "", names[i]) == -1)
 			abort(); /* unbounded buffer: cannot fail */
 	httpsig_out_add(o, header,
-			xasprintf("%skeyId=\"%s\",algorithm=\"rsa-sha256\",headers=\"%s\","
-				  "signature=\"%s\"",
-				  prefix, keys_priv_keyid(key), buf_cstr(&list), sig));
+	                xasprintf("%skeyId=\"%s\",algorithm=\"rsa-sha256\",headers=\"%s\","
+	                          "signature=\"%s\"",
+	                          prefix, keys_priv_keyid(key), buf_cstr(&list), sig));
 	buf_free(&list);
 	free(sig);
 	return 0;
@@ -891,8 +904,8 @@ httpsig_out_sign(struct httpsig_out *o, const struct keys_priv *key, const char 
 
 int
 httpsig_sign_response(const struct keys_priv *key, const void *body, size_t len,
-		      const char *request_id, const char *request_signature, time_t now,
-		      struct httpsig_out *out)
+                      const char *request_id, const char *request_signature, time_t now,
+                      struct httpsig_out *out)
 {
 	const char *names[4] = {"date", "digest"};
 	char date[CODEC_HTTP_DATE_LEN + 1], digest[HTTPSIG_DIGEST_BUF];
@@ -916,11 +929,11 @@ httpsig_sign_response(const struct keys_priv *key, const void *body, size_t len,
 
 int
 httpsig_sign_request(const struct keys_priv *key, const char *method, const char *target,
-		     const char *host, const void *body, size_t len, time_t now,
-		     struct httpsig_out *out)
+                     const char *host, const void *body, size_t len, time_t now,
+                     struct httpsig_out *out)
 {
 	static const char *const names[] = {HTTPSIG_REQUEST_TARGET, "host", "date", "digest",
-					    "x-request-id"};
+	                                    "x-request-id"};
 	char date[CODEC_HTTP_DATE_LEN + 1], digest[HTTPSIG_DIGEST_BUF], id[CODEC_UUID_LEN + 1];
 
 	memset(out, 0, sizeof(*out));
@@ -933,7 +946,7 @@ httpsig_sign_request(const struct keys_priv *key, const char *method, const char
 	httpsig_out_add(out, "X-Request-Id", xstrdup(id));
 	httpsig_out_add(out, "Accept-Signature", xstrdup("rsa-sha256"));
 	return httpsig_out_sign(out, key, method, target, names, sizeof(names) / sizeof(names[0]),
-				"Authorization", "Signature ");
+	                        "Authorization", "Signature ");
 }
 
 /* Response step 1: X-Request-Id echoes the id we sent. */
@@ -949,17 +962,17 @@ httpsig_resp_request_id(struct httpsig_ctx *c, const char *ours)
 		return 0;
 	if (raw == NULL)
 		return httpsig_fail(c, HTTPSIG_RESPONSE_MISMATCH,
-				    "response has no X-Request-Id; ours was %s", ours);
+		                    "response has no X-Request-Id; ours was %s", ours);
 	if (count > 1)
 		return httpsig_fail(c, HTTPSIG_DUPLICATE_HEADER,
-				    "header x-request-id sent %zu times in the response; it must "
-				    "appear once",
-				    count);
+		                    "header x-request-id sent %zu times in the response; it must "
+		                    "appear once",
+		                    count);
 	val = httpsig_trimdup(raw);
 	if (strcmp(val, ours) != 0)
 		rc = httpsig_fail(c, HTTPSIG_RESPONSE_MISMATCH,
-				  "response X-Request-Id \"%.60s\" does not echo ours (%s)", val,
-				  ours);
+		                  "response X-Request-Id \"%.60s\" does not echo ours (%s)", val,
+		                  ours);
 	else if (strlen(ours) == CODEC_UUID_LEN)
 		memcpy(c->v->request_id, ours, CODEC_UUID_LEN + 1);
 	free(val);
@@ -974,10 +987,11 @@ httpsig_resp_signature_header(struct httpsig_ctx *c)
 	const char *sig = httpsig_get(c, "signature", &count);
 
 	if (sig == NULL)
-		return httpsig_fail(c, HTTPSIG_UNSIGNED, "response is not signed: no Signature header");
+		return httpsig_fail(c, HTTPSIG_UNSIGNED,
+		                    "response is not signed: no Signature header");
 	if (count > 1)
 		return httpsig_fail(c, HTTPSIG_DUPLICATE_HEADER,
-				    "Signature header sent %zu times; it must appear once", count);
+		                    "Signature header sent %zu times; it must appear once", count);
 	return httpsig_take_params(c, sig, "Signature");
 }
 
@@ -994,16 +1008,16 @@ httpsig_resp_request_signature(struct httpsig_ctx *c, const char *ours)
 		return 0;
 	if (ours == NULL)
 		return httpsig_fail(c, HTTPSIG_RESPONSE_MISMATCH,
-				    "response has X-Request-Signature but our request was not "
-				    "signed");
+		                    "response has X-Request-Signature but our request was not "
+		                    "signed");
 	if (raw == NULL)
 		return httpsig_fail(c, HTTPSIG_RESPONSE_MISMATCH,
-				    "response has no X-Request-Signature; our request was signed");
+		                    "response has no X-Request-Signature; our request was signed");
 	val = httpsig_trimdup(raw);
 	if (strcmp(val, ours) != 0)
 		rc = httpsig_fail(c, HTTPSIG_RESPONSE_MISMATCH,
-				  "X-Request-Signature \"%.60s...\" is not our request's signature",
-				  val);
+		                  "X-Request-Signature \"%.60s...\" is not our request's signature",
+		                  val);
 	free(val);
 	return rc;
 }
@@ -1019,13 +1033,13 @@ httpsig_resp_key(struct httpsig_ctx *c, httpsig_key_lookup_cb *lookup, void *arg
 		return 0;
 	}
 	return httpsig_fail(c, HTTPSIG_UNKNOWN_KEY,
-			    "keyId %.80s is not a server key of the host serving this endpoint",
-			    c->p.keyid);
+	                    "keyId %.80s is not a server key of the host serving this endpoint",
+	                    c->p.keyid);
 }
 
 static int
 httpsig_resp_steps(struct httpsig_ctx *c, const void *body, size_t len,
-		   const struct httpsig_response_opts *o)
+                   const struct httpsig_response_opts *o)
 {
 	const char *required[4] = {"digest"};
 	size_t n = 1;
@@ -1052,9 +1066,9 @@ httpsig_resp_steps(struct httpsig_ctx *c, const void *body, size_t len,
  * that callers can treat any non-200 verdict as a refusal.
  */
 int
-httpsig_verify_response(const struct httpsig_header *headers, size_t nheaders,
-			const void *body, size_t len, const struct httpsig_response_opts *o,
-			struct httpsig_verdict *v)
+httpsig_verify_response(const struct httpsig_header *headers, size_t nheaders, const void *body,
+                        size_t len, const struct httpsig_response_opts *o,
+                        struct httpsig_verdict *v)
 {
 	struct httpsig_ctx c = {
 	    .what = "response",

@@ -27,7 +27,7 @@
 #include "keys.h"
 #include "xmalloc.h"
 
-#define KEYS_MAX_BITS	  16384	      /* generating more takes minutes; nobody uses it */
+#define KEYS_MAX_BITS     16384       /* generating more takes minutes; nobody uses it */
 #define KEYS_MAX_PEM_SIZE (64 * 1024) /* a 16384-bit PEM key is about 13 KiB */
 
 struct keys_priv {
@@ -127,7 +127,7 @@ keys_priv_wrap(EVP_PKEY *pkey, int min_bits, char *err, size_t errlen)
 	}
 	if (bits < min_bits) {
 		keys_err(err, errlen, "private key has %d bits; at least %d are required", bits,
-			 min_bits);
+		         min_bits);
 		EVP_PKEY_free(pkey);
 		return NULL;
 	}
@@ -135,7 +135,7 @@ keys_priv_wrap(EVP_PKEY *pkey, int min_bits, char *err, size_t errlen)
 		char ebuf[256];
 
 		keys_err(err, errlen, "cannot encode the public key: %s",
-			 keys_ssl_error(ebuf, sizeof(ebuf)));
+		         keys_ssl_error(ebuf, sizeof(ebuf)));
 		EVP_PKEY_free(pkey);
 		return NULL;
 	}
@@ -164,7 +164,8 @@ keys_priv_parse(const char *pem, size_t len, int min_bits, char *err, size_t err
 	if (pkey == NULL) {
 		keys_ssl_error(ebuf, sizeof(ebuf));
 		if (memmem(pem, len, "ENCRYPTED", 9) != NULL)
-			keys_err(err, errlen, "private key is encrypted; ewpd needs it unencrypted");
+			keys_err(err, errlen,
+			         "private key is encrypted; ewpd needs it unencrypted");
 		else
 			keys_err(err, errlen, "no PEM private key found: %s", ebuf);
 		return NULL;
@@ -205,7 +206,7 @@ keys_read_fd(int fd, const char *path, char **out, size_t *outlen, char *err, si
 	} while (n != 0 && len <= KEYS_MAX_PEM_SIZE);
 	if (len > KEYS_MAX_PEM_SIZE) {
 		keys_err(err, errlen, "%s is larger than %d bytes: not a PEM key", path,
-			 KEYS_MAX_PEM_SIZE);
+		         KEYS_MAX_PEM_SIZE);
 		OPENSSL_cleanse(data, len);
 		free(data);
 		return -1;
@@ -232,9 +233,9 @@ keys_check_mode(int fd, const char *path, bool allow_loose_mode, char *err, size
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) && !allow_loose_mode) {
 		keys_err(err, errlen,
-			 "private key %s has mode %04o: group or others can access it "
-			 "(run chmod 600 %s)",
-			 path, (unsigned)(st.st_mode & 07777), path);
+		         "private key %s has mode %04o: group or others can access it "
+		         "(run chmod 600 %s)",
+		         path, (unsigned)(st.st_mode & 07777), path);
 		return -1;
 	}
 	return 0;
@@ -319,8 +320,7 @@ keys_priv_sign(const struct keys_priv *k, const void *data, size_t len)
 	if (ctx == NULL)
 		goto out;
 	if (EVP_DigestSignInit(ctx, &pctx, EVP_sha256(), NULL, k->pkey) != 1 ||
-	    keys_set_pkcs1(pctx) == -1 ||
-	    EVP_DigestSign(ctx, NULL, &siglen, data, len) != 1)
+	    keys_set_pkcs1(pctx) == -1 || EVP_DigestSign(ctx, NULL, &siglen, data, len) != 1)
 		goto out;
 	sig = xmalloc(siglen);
 	if (EVP_DigestSign(ctx, sig, &siglen, data, len) != 1)
@@ -435,7 +435,7 @@ keys_rsa_generate(int bits, char *err, size_t errlen)
 	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) != 1 ||
 	    EVP_PKEY_generate(ctx, &pkey) != 1) {
 		keys_err(err, errlen, "RSA key generation failed: %s",
-			 keys_ssl_error(ebuf, sizeof(ebuf)));
+		         keys_ssl_error(ebuf, sizeof(ebuf)));
 		pkey = NULL;
 	}
 	EVP_PKEY_CTX_free(ctx);
@@ -476,7 +476,7 @@ keys_write_pem(int fd, EVP_PKEY *pkey, bool private, const char *path, char *err
 		ok = PEM_write_bio_PUBKEY(bio, pkey);
 	if (!ok || (len = BIO_get_mem_data(bio, &data)) <= 0) {
 		keys_err(err, errlen, "cannot encode the key for %s: %s", path,
-			 keys_ssl_error(ebuf, sizeof(ebuf)));
+		         keys_ssl_error(ebuf, sizeof(ebuf)));
 		BIO_free(bio);
 		return -1;
 	}
@@ -529,8 +529,8 @@ keys_generate(const char *path, int bits, char *err, size_t errlen)
 	EVP_PKEY *pkey = NULL;
 
 	if (bits < KEYS_MIN_BITS || bits > KEYS_MAX_BITS) {
-		keys_err(err, errlen, "refusing a %d-bit key: bits must be between %d and %d",
-			 bits, KEYS_MIN_BITS, KEYS_MAX_BITS);
+		keys_err(err, errlen, "refusing a %d-bit key: bits must be between %d and %d", bits,
+		         KEYS_MIN_BITS, KEYS_MAX_BITS);
 		goto out;
 	}
 	/* Create both files before the slow generation: fail early if either exists. */

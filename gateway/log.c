@@ -51,6 +51,9 @@ log_enabled(enum log_level level)
 	return level <= log_level;
 }
 
+static void log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
 {

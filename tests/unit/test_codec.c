@@ -41,8 +41,8 @@ static void
 test_codec_base64_rfc4648_vectors(void **state)
 {
 	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const enc[] = {"",	  "Zg==",     "Zm8=",	 "Zm9v",
-					  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	                                  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
@@ -111,10 +111,10 @@ static void
 test_codec_base64_decode_rejects_bad_padding(void **state)
 {
 	(void)state;
-	expect_decode_refused("Zg");	     /* padding missing */
-	expect_decode_refused("Zg=");	     /* incomplete padding */
-	expect_decode_refused("Zm9vY");	     /* a lone sextet */
-	expect_decode_refused("Z===");	     /* too much padding */
+	expect_decode_refused("Zg");    /* padding missing */
+	expect_decode_refused("Zg=");   /* incomplete padding */
+	expect_decode_refused("Zm9vY"); /* a lone sextet */
+	expect_decode_refused("Z===");  /* too much padding */
 	expect_decode_refused("====");
 	expect_decode_refused("=Zg=");
 	expect_decode_refused("Zg==Zg=="); /* data after the final quantum */
@@ -134,13 +134,16 @@ test_codec_sha256_known_values(void **state)
 	(void)state;
 	codec_sha256("", 0, md);
 	codec_hex(md, sizeof(md), hex);
-	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	codec_sha256(NULL, 0, md);
 	codec_hex(md, sizeof(md), hex);
-	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	codec_sha256("abc", 3, md);
 	codec_hex(md, sizeof(md), hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void
@@ -234,16 +237,16 @@ test_codec_parse_http_date_rejects_other_forms(void **state)
 {
 	static const char *const bad[] = {
 	    "",
-	    "Sun, 6 Nov 1994 08:49:37 GMT",	 /* one-digit day */
-	    "Sun, 06 Nov 1994 08:49:37 UTC",	 /* not GMT */
+	    "Sun, 6 Nov 1994 08:49:37 GMT",  /* one-digit day */
+	    "Sun, 06 Nov 1994 08:49:37 UTC", /* not GMT */
 	    "Sun, 06 Nov 1994 08:49:37 +0000",
-	    "Sunday, 06-Nov-94 08:49:37 GMT",	 /* RFC 850 */
-	    "Sun Nov  6 08:49:37 1994",		 /* asctime */
-	    "Mon, 06 Nov 1994 08:49:37 GMT",	 /* wrong weekday */
-	    "sun, 06 Nov 1994 08:49:37 GMT",	 /* names are case-sensitive */
+	    "Sunday, 06-Nov-94 08:49:37 GMT", /* RFC 850 */
+	    "Sun Nov  6 08:49:37 1994",       /* asctime */
+	    "Mon, 06 Nov 1994 08:49:37 GMT",  /* wrong weekday */
+	    "sun, 06 Nov 1994 08:49:37 GMT",  /* names are case-sensitive */
 	    "Sun, 06 nov 1994 08:49:37 GMT",
 	    "Sun, 06 Nov 1994 08:49:37 gmt",
-	    "Sat, 31 Feb 2024 08:49:37 GMT",	 /* no such day */
+	    "Sat, 31 Feb 2024 08:49:37 GMT", /* no such day */
 	    "Thu, 29 Feb 2023 08:49:37 GMT",
 	    "Sun, 00 Nov 1994 08:49:37 GMT",
 	    "Sun, 06 Nov 1994 24:00:00 GMT",

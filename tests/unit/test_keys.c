@@ -67,7 +67,7 @@ read_vector_file(const char *name)
 static char *
 span(const char *from, const char *begin, const char *end)
 {
-	const char *b = strstr(from, begin), *e;
+	const char *b = strstr(from, begin), *e = NULL;
 
 	if (b == NULL || (e = strstr(b, end)) == NULL)
 		fail_msg("vector marker %s not found", begin);
@@ -78,7 +78,7 @@ span(const char *from, const char *begin, const char *end)
 static char *
 between(const char *from, const char *begin, const char *end)
 {
-	const char *b = strstr(from, begin), *e;
+	const char *b = strstr(from, begin), *e = NULL;
 
 	if (b == NULL || (e = strstr(b + strlen(begin), end)) == NULL)
 		fail_msg("vector marker %s not found", begin);
@@ -102,7 +102,8 @@ line_after(const char *text, const char *label)
 static char *
 vector_key_pem(void)
 {
-	return span(known_answer, "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----");
+	return span(known_answer, "-----BEGIN RSA PRIVATE KEY-----",
+	            "-----END RSA PRIVATE KEY-----");
 }
 
 static char *
@@ -173,7 +174,8 @@ test_keys_fingerprint_der_is_hex_sha256(void **state)
 
 	(void)state;
 	keys_fingerprint_der((const unsigned char *)"abc", 3, out);
-	assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(out,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void
@@ -192,7 +194,8 @@ static void
 test_keys_priv_unchecked_loads_vector_key(void **state)
 {
 	char *pem = vector_key_pem(), *keyid = line_after(known_answer, "# EWP keyId of this key");
-	char *pub_pem = span(known_answer, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
+	char *pub_pem =
+	    span(known_answer, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
 	char *pub_b64 = between(pub_pem, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
 	char err[256] = "";
 	struct keys_priv *k = keys_priv_from_pem_unchecked(pem, err, sizeof(err));
@@ -341,8 +344,8 @@ test_keys_priv_refuses_encrypted_pem(void **state)
 	pkey = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
 	assert_non_null(pkey);
 	assert_int_equal(PEM_write_bio_PrivateKey(out, pkey, EVP_aes_128_cbc(),
-						  (unsigned char *)"secret", 6, NULL, NULL),
-			 1);
+	                                          (unsigned char *)"secret", 6, NULL, NULL),
+	                 1);
 	len = BIO_get_mem_data(out, &data);
 	enc = xstrndup(data, (size_t)len);
 	assert_null(keys_priv_from_pem_unchecked(enc, err, sizeof(err)));
@@ -378,7 +381,8 @@ test_keys_generate_writes_0600_key_and_0644_pub(void **state)
 	assert_int_equal(keys_priv_bits(k), 2048);
 	/* The .pub file holds the same key: its base64 body is our SPKI. */
 	{
-		char *b64 = between(ptext, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
+		char *b64 =
+		    between(ptext, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
 		struct keys_pub *p = keys_pub_from_b64(b64);
 
 		assert_non_null(p);
@@ -588,6 +592,6 @@ main(void)
 		printf("EWP specs not found at %s: vector tests cannot run\n", specs_dir);
 		return 1;
 	}
-	return failed + cmocka_run_group_tests_name("keys vectors", vectors, vector_setup,
-						    vector_teardown);
+	return failed +
+	       cmocka_run_group_tests_name("keys vectors", vectors, vector_setup, vector_teardown);
 }
