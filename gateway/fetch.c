@@ -80,8 +80,7 @@ fetch_header_value(const char *line, size_t len, const char *name)
 	v = line + nlen + 1;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-			   end[-1] == '\t'))
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
 	return xstrndup(v, (size_t)(end - v));
 }
@@ -157,7 +156,7 @@ fetch_conditionals(const struct fetch_opts *o, struct curl_slist **hdrs)
 
 static int
 fetch_setup(CURL *c, const struct fetch_opts *o, struct fetch_state *st, struct curl_slist *hdrs,
-	    char *errbuf)
+            char *errbuf)
 {
 	long timeout = o->timeout_secs > 0 ? o->timeout_secs : 0;
 	CURLcode rc = CURLE_OK;
@@ -168,17 +167,18 @@ fetch_setup(CURL *c, const struct fetch_opts *o, struct fetch_state *st, struct 
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	if (o->ca_file != NULL)
 		rc = rc ? rc : curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
-				       timeout && timeout < FETCH_CONNECT_TIMEOUT
-					   ? timeout
-					   : FETCH_CONNECT_TIMEOUT);
+	rc = rc ? rc
+	        : curl_easy_setopt(
+	              c, CURLOPT_CONNECTTIMEOUT,
+	              timeout && timeout < FETCH_CONNECT_TIMEOUT ? timeout : FETCH_CONNECT_TIMEOUT);
 	if (o->max_bytes > 0) /* 0 would mean "unlimited" to libcurl */
 		rc = rc ? rc
-			: curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
+		        : curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_USERAGENT, "ewpd/" EWPD_VERSION);
 	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -193,7 +193,7 @@ fetch_setup(CURL *c, const struct fetch_opts *o, struct fetch_state *st, struct 
 /* Maps the finished transfer onto a status. */
 static enum fetch_status
 fetch_outcome(CURL *c, CURLcode rc, const struct fetch_opts *o, struct fetch_state *st,
-	      const char *errbuf)
+              const char *errbuf)
 {
 	struct fetch_result *res = st->res;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->http_status);
@@ -207,7 +207,8 @@ fetch_outcome(CURL *c, CURLcode rc, const struct fetch_opts *o, struct fetch_sta
 	}
 	if (res->http_status == 304)
 		return FETCH_NOT_MODIFIED;
-	if (res->http_status == 200 || (res->http_status == 0 && strncasecmp(o->url, "file:", 5) == 0))
+	if (res->http_status == 200 ||
+	    (res->http_status == 0 && strncasecmp(o->url, "file:", 5) == 0))
 		return FETCH_OK;
 	fetch_error(res, "%s: HTTP status %ld", o->url, res->http_status);
 	return FETCH_ERROR;
@@ -235,15 +236,15 @@ fetch_url(const struct fetch_opts *o, struct fetch_result *res)
 	fetch_result_init(res, o->max_bytes);
 	if (o->url == NULL || !fetch_scheme_ok(o->url))
 		fetch_error(res, "%s: only https:// and file:// URLs are fetched",
-			    o->url != NULL ? o->url : "(no URL)");
+		            o->url != NULL ? o->url : "(no URL)");
 	else if (fetch_global_init() == -1 || (c = curl_easy_init()) == NULL)
 		fetch_error(res, "%s: cannot initialise libcurl", o->url);
 	else if (fetch_conditionals(o, &hdrs) == -1)
 		fetch_error(res, "%s: stored ETag or Last-Modified is not a valid header value",
-			    o->url);
+		            o->url);
 	else if (fetch_setup(c, o, &st, hdrs, errbuf) == -1)
 		fetch_error(res, "%s: libcurl refused an option (TLS backend or protocol missing?)",
-			    o->url);
+		            o->url);
 	else
 		status = fetch_outcome(c, curl_easy_perform(c), o, &st, errbuf);
 	curl_slist_free_all(hdrs);

@@ -8,9 +8,9 @@
  *
  * Lookups go through open-addressing hash tables (linear probing, a
  * word-at-a-time multiplicative hash with a per-snapshot random seed,
- * load factor <= 1/2). The (HEI, API
- * namespace) table already holds the best entry over every host covering
- * the HEI, so registry_api() is a single probe.
+ * load factor <= 1/2). The (HEI, API namespace) table already holds the
+ * best entry over every host covering the HEI, so registry_api() is a
+ * single probe.
  *
  * What is checked is integrity, not policy: keys must decode, be RSA and
  * match their sha-256 attribute, references must resolve, ids must not be
@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,13 +40,15 @@
 #include "xmalloc.h"
 #include "xml.h"
 
-#define REG_NS_SEC	   "https://github.com/erasmus-without-paper/ewp-specs-sec-intro/tree/stable-v2"
-#define REG_NS_CLI_HTTPSIG "https://github.com/erasmus-without-paper/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
-#define REG_NS_SRV_HTTPSIG "https://github.com/erasmus-without-paper/ewp-specs-sec-srvauth-httpsig/tree/stable-v1"
+#define REG_NS_SEC "https://github.com/erasmus-without-paper/ewp-specs-sec-intro/tree/stable-v2"
+#define REG_NS_CLI_HTTPSIG                                                                         \
+	"https://github.com/erasmus-without-paper/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
+#define REG_NS_SRV_HTTPSIG                                                                         \
+	"https://github.com/erasmus-without-paper/ewp-specs-sec-srvauth-httpsig/tree/stable-v1"
 
 #define REG_CHUNK_BYTES (64 * 1024)
-#define REG_NONE	UINT32_MAX
-#define REG_MAX_ITEMS	(UINT32_MAX - 1) /* table values are 32-bit indices */
+#define REG_NONE        UINT32_MAX
+#define REG_MAX_ITEMS   (UINT32_MAX - 1) /* table values are 32-bit indices */
 
 /* ---- arena: bump allocation in chunks, freed all at once ---- */
 
@@ -262,7 +265,7 @@ struct reg_host {
 struct reg_hei {
 	const char *id;
 	const char *name; /* preferred name, or NULL */
-	bool name_en;	  /* name came with xml:lang="en" */
+	bool name_en;     /* name came with xml:lang="en" */
 };
 
 struct registry {
@@ -276,19 +279,19 @@ struct registry {
 	size_t nheis, heicap;
 	struct registry_api *apis;
 	size_t napis;
-	struct reg_map key_map;	  /* keyid -> keys[] */
-	struct reg_map hei_map;	  /* hei id -> heis[] */
-	struct reg_map api_map;	  /* (hei id, ns) -> apis[] */
+	struct reg_map key_map;   /* keyid -> keys[] */
+	struct reg_map hei_map;   /* hei id -> heis[] */
+	struct reg_map api_map;   /* (hei id, ns) -> apis[] */
 	struct reg_map other_map; /* (type, value) -> heis[] */
-	struct reg_map strings;	  /* interned namespaces, names, versions */
+	struct reg_map url_map;   /* (endpoint URL, "") -> apis[] */
+	struct reg_map strings;   /* interned namespaces, names, versions */
 	/* Load-time state. */
 	const char *origin;
 	char *err;
 	size_t errlen;
 };
 
-static int
-reg_fail(struct registry *r, const char *fmt, ...) EWP_PRINTF(2, 3);
+static int reg_fail(struct registry *r, const char *fmt, ...) EWP_PRINTF(2, 3);
 
 /* Writes "origin: reason" into the caller's buffer; returns -1. */
 static int
@@ -440,10 +443,10 @@ reg_count(const xmlNode *parent, const char *ns, const char *name)
 
 /* Hex digit -> its lower-case form; 0 for anything else. Branch-free lookups. */
 static const char reg_hexlc[256] = {
-	['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5',
-	['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b',
-	['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['A'] = 'a', ['B'] = 'b',
-	['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5',
+    ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b',
+    ['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['A'] = 'a', ['B'] = 'b',
+    ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
 };
 
 /* Lower-case copy of a 64-hex-digit keyId into out; false when malformed. */
@@ -509,8 +512,8 @@ reg_load_key(struct registry *r, const xmlNode *n, size_t index)
 
 	sha = reg_attr(r, n, "sha-256");
 	if (sha == NULL || !reg_keyid_norm(sha, want))
-		return reg_fail(r, "binaries key %zu: sha-256 attribute missing or not 64 hex digits",
-				index);
+		return reg_fail(
+		    r, "binaries key %zu: sha-256 attribute missing or not 64 hex digits", index);
 	h = reg_keyid_hash(r->seed, want);
 	if (reg_map_find(&r->key_map, h, want, NULL) != NULL)
 		return 0; /* same digest, same bytes: a harmless repeat */
@@ -523,8 +526,10 @@ reg_load_key(struct registry *r, const xmlNode *n, size_t index)
 	codec_hex(md, sizeof(md), got);
 	if (strcmp(got, want) != 0) {
 		free(der);
-		return reg_fail(r, "binaries key %s: sha-256 attribute does not match the key (its "
-				   "digest is %s)", want, got);
+		return reg_fail(r,
+		                "binaries key %s: sha-256 attribute does not match the key (its "
+		                "digest is %s)",
+		                want, got);
 	}
 	pub = keys_pub_from_der(der, derlen);
 	free(der);
@@ -574,7 +579,7 @@ reg_hei_get(struct registry *r, const char *id)
 
 	if (s != NULL)
 		return s->val;
-	if (r->nheis == REG_MAX_ITEMS)
+	if (r->nheis == REG_MAX_ITEMS) /* unreachable: 64 MB cannot name 4G HEIs */
 		fatalx("registry: HEI table full");
 	if (r->nheis == r->heicap) {
 		r->heicap = r->heicap ? r->heicap * 2 : 64;
@@ -593,8 +598,8 @@ reg_lang_is_en(const xmlNode *n)
 {
 	xmlChar *tmp;
 	const char *lang = reg_attr_view(n, "lang", (const char *)XML_XML_NAMESPACE, &tmp);
-	bool en = lang != NULL && strncasecmp(lang, "en", 2) == 0 &&
-		  (lang[2] == '\0' || lang[2] == '-');
+	bool en =
+	    lang != NULL && strncasecmp(lang, "en", 2) == 0 && (lang[2] == '\0' || lang[2] == '-');
 
 	xmlFree(tmp);
 	return en;
@@ -615,17 +620,18 @@ reg_hei_name(struct registry *r, struct reg_hei *hei, const xmlNode *n)
 	hei->name_en = en;
 }
 
-/*
- * Normalised other-id into out (arena when a is set, else xmalloc):
- * "euc" is the deprecated spelling of "erasmus-charter"; Erasmus codes
- * lose their spaces and case ("PL WARSZAW01" = "plwarszaw01").
- */
+/* "euc" is the deprecated spelling of "erasmus-charter". */
 static const char *
 reg_other_type(const char *type)
 {
 	return strcmp(type, "euc") == 0 ? "erasmus-charter" : type;
 }
 
+/*
+ * Normalised other-id value into out (at most strlen(in) + 1 bytes):
+ * trimmed; Erasmus codes also lose inner spaces and case, so that
+ * "PL WARSZAW01" = "plwarszaw01".
+ */
 static void
 reg_other_value(const char *type, const char *in, char *out)
 {
@@ -724,7 +730,7 @@ reg_parse_int(const char *s, int *out)
 	return true;
 }
 
-/* Does parent have a <httpsig> of namespace ns under its <methods> (sec ns)? */
+/* Is there an <httpsig> of namespace ns inside sec/<methods> (sec-intro namespace)? */
 static bool
 reg_has_httpsig(const xmlNode *sec, const char *methods, const char *ns)
 {
@@ -739,10 +745,10 @@ reg_has_httpsig(const xmlNode *sec, const char *methods, const char *ns)
 static void
 reg_api_security(struct registry_api *a, const xmlNode *sec)
 {
-	a->cliauth_httpsig = a->cliauth_httpsig ||
-			     reg_has_httpsig(sec, "client-auth-methods", REG_NS_CLI_HTTPSIG);
-	a->srvauth_httpsig = a->srvauth_httpsig ||
-			     reg_has_httpsig(sec, "server-auth-methods", REG_NS_SRV_HTTPSIG);
+	a->cliauth_httpsig =
+	    a->cliauth_httpsig || reg_has_httpsig(sec, "client-auth-methods", REG_NS_CLI_HTTPSIG);
+	a->srvauth_httpsig =
+	    a->srvauth_httpsig || reg_has_httpsig(sec, "server-auth-methods", REG_NS_SRV_HTTPSIG);
 }
 
 /* Sizes the URL and limit arrays of one entry. */
@@ -764,7 +770,7 @@ reg_api_count(const xmlNode *n, size_t *nurls, size_t *nlimits)
 
 static void
 reg_api_child(struct registry *r, struct registry_api *a, const xmlNode *c, const char **unames,
-	      const char **uvals, const char **lnames, int *lvals)
+              const char **uvals, const char **lnames, int *lvals)
 {
 	const char *name = (const char *)c->name;
 	const char *text;
@@ -871,8 +877,8 @@ reg_load_host_heis(struct registry *r, struct reg_host *h, const xmlNode *host, 
  * element into key indices; every one must exist in <binaries>.
  */
 static int
-reg_load_creds(struct registry *r, const xmlNode *host, const char *what, bool client,
-	       size_t index, uint32_t **out, size_t *nout)
+reg_load_creds(struct registry *r, const xmlNode *host, const char *what, bool client, size_t index,
+               uint32_t **out, size_t *nout)
 {
 	const xmlNode *creds = xml_child(host, REGISTRY_NS, what), *c;
 	uint32_t k, *list;
@@ -890,7 +896,7 @@ reg_load_creds(struct registry *r, const xmlNode *host, const char *what, bool c
 		k = reg_key_index(r, sha);
 		if (k == REG_NONE)
 			return reg_fail(r, "host index %zu: %s key %s is not in binaries", index,
-					client ? "client" : "server", sha != NULL ? sha : "(none)");
+			                client ? "client" : "server", sha != NULL ? sha : "(none)");
 		for (i = 0; i < *nout && list[i] != k; i++)
 			;
 		if (i == *nout)
@@ -910,9 +916,9 @@ reg_load_host(struct registry *r, const xmlNode *host, size_t index)
 
 	if (reg_load_host_heis(r, h, host, index) == -1 ||
 	    reg_load_creds(r, host, "client-credentials-in-use", true, index, &h->client,
-			   &h->nclient) == -1 ||
+	                   &h->nclient) == -1 ||
 	    reg_load_creds(r, host, "server-credentials-in-use", false, index, &h->server,
-			   &h->nserver) == -1)
+	                   &h->nserver) == -1)
 		return -1;
 	reg_load_host_apis(r, h, host, index);
 	return 0;
@@ -977,10 +983,26 @@ reg_index_apis(struct registry *r)
 				s = reg_map_find(&r->api_map, hash, h->heis[j], a->ns);
 				if (s == NULL)
 					reg_map_add(&r->api_map, hash, h->heis[j], a->ns,
-						    (uint32_t)k);
+					            (uint32_t)k);
 				else if (reg_version_cmp(a->version, r->apis[s->val].version) > 0)
 					s->val = (uint32_t)k;
 			}
+		}
+	}
+}
+
+/* Endpoint URL -> the API entry (and so the host) serving it; first one wins. */
+static void
+reg_index_urls(struct registry *r)
+{
+	for (size_t i = 0; i < r->napis; i++) {
+		const struct registry_api *a = &r->apis[i];
+
+		for (size_t j = 0; j < a->nurls; j++) {
+			uint64_t hash = reg_hash(r->seed, a->url_values[j], "");
+
+			if (reg_map_find(&r->url_map, hash, a->url_values[j], "") == NULL)
+				reg_map_add(&r->url_map, hash, a->url_values[j], "", (uint32_t)i);
 		}
 	}
 }
@@ -1059,7 +1081,7 @@ reg_check_root(struct registry *r, const xmlNode *root)
 	if (xml_is(root, REGISTRY_NS, "catalogue"))
 		return 0;
 	return reg_fail(r, "root element is {%s}%s, expected {%s}catalogue", reg_ns_of(root),
-			(const char *)root->name, REGISTRY_NS);
+	                (const char *)root->name, REGISTRY_NS);
 }
 
 static int
@@ -1075,13 +1097,14 @@ reg_build(struct registry *r, const xmlNode *root)
 	if (p.nhosts == 0)
 		reg_fail(r, "catalogue lists no host");
 	else if (reg_load_binaries(r, p.bins, p.nbins) == 0 &&
-		 reg_load_institutions(r, p.insts, p.ninsts) == 0 &&
-		 reg_load_hosts(r, p.hosts) == 0)
+	         reg_load_institutions(r, p.insts, p.ninsts) == 0 &&
+	         reg_load_hosts(r, p.hosts) == 0)
 		rc = 0;
 	reg_parts_free(&p);
 	if (rc == 0) {
 		reg_index_apis(r);
 		reg_index_client_heis(r);
+		reg_index_urls(r);
 	}
 	return rc;
 }
@@ -1118,6 +1141,12 @@ registry_load_mem(const char *data, size_t len, const char *origin, char *err, s
 	}
 	rc = reg_build(r, xmlDocGetRootElement(doc));
 	xmlFreeDoc(doc);
+	/*
+	 * The tree of a large catalogue is several times its size and glibc
+	 * keeps the freed pages: hand them back rather than hold them in
+	 * every process until the next refresh.
+	 */
+	malloc_trim(0);
 	reg_map_free(&r->strings); /* only needed while building */
 	r->origin = NULL;
 	r->err = NULL;
@@ -1147,7 +1176,8 @@ reg_read_file(const char *path, size_t max, struct buf *b, char *err, size_t err
 			continue;
 		if (n == -1 || buf_add(b, chunk, (size_t)n) == -1) {
 			snprintf(err, errlen, "%s: %s", path,
-				 n == -1 ? strerror(errno) : "file larger than the catalogue limit");
+			         n == -1 ? strerror(errno)
+			                 : "file larger than the catalogue limit");
 			close(fd);
 			buf_free(b);
 			return -1;
@@ -1187,6 +1217,7 @@ registry_free(struct registry *r)
 	reg_map_free(&r->hei_map);
 	reg_map_free(&r->api_map);
 	reg_map_free(&r->other_map);
+	reg_map_free(&r->url_map);
 	reg_map_free(&r->strings);
 	reg_arena_free(&r->arena);
 	free(r);
@@ -1322,4 +1353,18 @@ registry_api_limit(const struct registry_api *a, const char *name, int fallback)
 		if (strcmp(a->limit_names[i], name) == 0)
 			return a->limit_values[i];
 	return fallback;
+}
+
+int
+registry_host_by_url(const struct registry *r, const char *url, size_t *host)
+{
+	size_t len = strcspn(url, "?");
+	char *base = xstrndup(url, len);
+	const struct reg_slot *s = reg_map_find(&r->url_map, reg_hash(r->seed, base, ""), base, "");
+
+	free(base);
+	if (s == NULL)
+		return -1;
+	*host = r->apis[s->val].host;
+	return 0;
 }

@@ -45,9 +45,9 @@ struct xsd {
 struct xml_errs {
 	char *out;
 	size_t outlen;
-	int count;  /* errors written into out */
-	int max;    /* stop writing after this many */
-	int depth;  /* current element nesting (parsing only) */
+	int count;    /* errors written into out */
+	int max;      /* stop writing after this many */
+	int depth;    /* current element nesting (parsing only) */
 	bool stopped; /* our own hook stopped the parser (message already set) */
 };
 
@@ -70,10 +70,10 @@ xml_errs_add(struct xml_errs *e, int line, const char *msg)
 		return;
 	if (line > 0)
 		snprintf(e->out + used, e->outlen - used, "%sline %d: %.*s", e->count ? "; " : "",
-			 line, (int)mlen, msg);
+		         line, (int)mlen, msg);
 	else
-		snprintf(e->out + used, e->outlen - used, "%s%.*s", e->count ? "; " : "",
-			 (int)mlen, msg);
+		snprintf(e->out + used, e->outlen - used, "%s%.*s", e->count ? "; " : "", (int)mlen,
+		         msg);
 	e->count++;
 }
 
@@ -197,8 +197,12 @@ xml_init(const char *catalog)
 	xmlSetExternalEntityLoader(xml_entity_loader);
 	/* Ignore <?oasis-xml-catalog?> PIs: only our catalog counts. */
 	xmlCatalogSetDefaults(XML_CATA_ALLOW_GLOBAL);
-	if (catalog != NULL && xmlLoadCatalog(catalog) == 0)
+	if (catalog == NULL)
+		return;
+	if (xmlLoadCatalog(catalog) == 0)
 		xml_have_catalog = true;
+	else /* schemas importing by URL will then fail to compile, saying which */
+		log_warnx("cannot load XML catalog %s", catalog);
 }
 
 void
@@ -234,8 +238,7 @@ xml_stop(xmlParserCtxtPtr ctxt, const char *msg)
 
 /* First callback of a DOCTYPE, before any entity of it is declared. */
 static void
-xml_internal_subset_cb(void *ctx, const xmlChar *name, const xmlChar *ext_id,
-		       const xmlChar *sys_id)
+xml_internal_subset_cb(void *ctx, const xmlChar *name, const xmlChar *ext_id, const xmlChar *sys_id)
 {
 	(void)name;
 	(void)ext_id;
@@ -245,8 +248,8 @@ xml_internal_subset_cb(void *ctx, const xmlChar *name, const xmlChar *ext_id,
 
 static void
 xml_start_cb(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
-	     int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
-	     const xmlChar **attributes)
+             int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
+             const xmlChar **attributes)
 {
 	xmlParserCtxtPtr ctxt = ctx;
 	struct xml_errs *e = ctxt->_private;
@@ -257,8 +260,8 @@ xml_start_cb(void *ctx, const xmlChar *localname, const xmlChar *prefix, const x
 		xml_stop(ctxt, msg);
 		return;
 	}
-	xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces,
-			      nb_attributes, nb_defaulted, attributes);
+	xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
+	                      nb_defaulted, attributes);
 }
 
 static void
@@ -320,7 +323,7 @@ xml_parse(const char *data, size_t len, size_t max_len, char *err, size_t errlen
 	xml_errs_init(&e, err, errlen, 1);
 	if (len > max_len || len > INT_MAX) {
 		snprintf(msg, sizeof(msg), "document too large (%zu bytes, limit %zu)", len,
-			 max_len < INT_MAX ? max_len : (size_t)INT_MAX);
+		         max_len < INT_MAX ? max_len : (size_t)INT_MAX);
 		xml_errs_add(&e, 0, msg);
 		return NULL;
 	}

@@ -27,15 +27,26 @@
 #include "xmalloc.h"
 #include "xml.h"
 
-#define EXAMPLE_KEY  "5531f9a02c44a894d0b706961259fec740ad4ae8a3555871f1a5cd9801285bd4"
-#define E2_NS	     "https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/manifest-entry.xsd"
-#define E1_NS	     "https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v1/manifest-entry.xsd"
-#define D6_NS	     "https://github.com/erasmus-without-paper/ewp-specs-api-discovery/blob/stable-v6/manifest-entry.xsd"
-#define R1_NS	     "https://github.com/erasmus-without-paper/ewp-specs-api-registry/blob/stable-v1/manifest-entry.xsd"
-#define SEC_NS	     "https://github.com/erasmus-without-paper/ewp-specs-sec-intro/tree/stable-v2"
-#define CLI_SIG_NS   "https://github.com/erasmus-without-paper/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
-#define SRV_SIG_NS   "https://github.com/erasmus-without-paper/ewp-specs-sec-srvauth-httpsig/tree/stable-v1"
-#define SAMPLE_PATH  "ewp-registry-service/src/test/resources/test-files/catalogues/sample-catalogue.xml"
+#define EXAMPLE_KEY "5531f9a02c44a894d0b706961259fec740ad4ae8a3555871f1a5cd9801285bd4"
+#define E2_NS                                                                                      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/"              \
+	"manifest-entry.xsd"
+#define E1_NS                                                                                      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v1/"              \
+	"manifest-entry.xsd"
+#define D6_NS                                                                                      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-discovery/blob/stable-v6/"         \
+	"manifest-entry.xsd"
+#define R1_NS                                                                                      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-registry/blob/stable-v1/"          \
+	"manifest-entry.xsd"
+#define SEC_NS "https://github.com/erasmus-without-paper/ewp-specs-sec-intro/tree/stable-v2"
+#define CLI_SIG_NS                                                                                 \
+	"https://github.com/erasmus-without-paper/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
+#define SRV_SIG_NS                                                                                 \
+	"https://github.com/erasmus-without-paper/ewp-specs-sec-srvauth-httpsig/tree/stable-v1"
+#define SAMPLE_PATH                                                                                \
+	"ewp-registry-service/src/test/resources/test-files/catalogues/sample-catalogue.xml"
 #define EXAMPLE_PATH "ewp-specs-api-registry/catalogue-example.xml"
 
 /* A public key as a catalogue carries it. */
@@ -142,8 +153,7 @@ group_teardown(void **state)
 	return 0;
 }
 
-static void
-add(struct buf *b, const char *fmt, ...) EWP_PRINTF(2, 3);
+static void add(struct buf *b, const char *fmt, ...) EWP_PRINTF(2, 3);
 
 static void
 add(struct buf *b, const char *fmt, ...)
@@ -153,9 +163,13 @@ add(struct buf *b, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	assert_true(n >= 0);
+	s = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
 	assert_int_equal(buf_add(b, s, (size_t)n), 0);
 	free(s);
 }
@@ -164,8 +178,9 @@ static void
 cat_open(struct buf *b)
 {
 	buf_init(b, 1 << 20);
-	add(b, "<catalogue xmlns=\"%s\" xmlns:e2=\"%s\" xmlns:sec=\"%s\" xmlns:a2=\"%s\" "
-	       "xmlns:b2=\"%s\">\n",
+	add(b,
+	    "<catalogue xmlns=\"%s\" xmlns:e2=\"%s\" xmlns:sec=\"%s\" xmlns:a2=\"%s\" "
+	    "xmlns:b2=\"%s\">\n",
 	    REGISTRY_NS, E2_NS, SEC_NS, CLI_SIG_NS, SRV_SIG_NS);
 }
 
@@ -192,7 +207,7 @@ cat_binary(struct buf *b, const char *sha, const char *b64)
 /* A catalogue of one host and one HEI using keys[0]. */
 static char *
 simple_catalogue(const char *apis, const char *hei_body, const char *sha_ref,
-		 const struct tkey *bin, const char *bin_sha)
+                 const struct tkey *bin, const char *bin_sha)
 {
 	struct buf b;
 
@@ -242,7 +257,8 @@ test_registry_example_loads(void **state)
 	assert_true(k->server);
 	assert_true(keys_pub_is_rsa(k->pub));
 	assert_int_equal(keys_pub_bits(k->pub), 2048);
-	assert_null(registry_key(r, "f47643e26f10fd1e5ffe2c933f0a5e6ccf831d789cd80a12720392e90a8f7d42"));
+	assert_null(
+	    registry_key(r, "f47643e26f10fd1e5ffe2c933f0a5e6ccf831d789cd80a12720392e90a8f7d42"));
 	registry_free(r);
 }
 
@@ -330,6 +346,25 @@ test_registry_example_server_key(void **state)
 }
 
 static void
+test_registry_host_by_url(void **state)
+{
+	char err[512];
+	struct registry *r = load_spec(EXAMPLE_PATH, err, sizeof(err));
+	size_t host = 99;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(registry_host_by_url(r, "https://example.com/ewp/echo", &host), 0);
+	assert_int_equal(host, 1);
+	host = 99;
+	assert_int_equal(registry_host_by_url(r, "https://example.com/ewp/echo?echo=a", &host), 0);
+	assert_int_equal(host, 1);
+	assert_int_equal(registry_host_by_url(r, "https://example.com/ewp/echo2", &host), -1);
+	assert_int_equal(registry_host_by_url(r, "https://other.example/ewp/echo", &host), -1);
+	registry_free(r);
+}
+
+static void
 test_registry_example_heis(void **state)
 {
 	char err[512];
@@ -352,7 +387,7 @@ test_registry_example_heis(void **state)
 	    registry_hei_by_other_id(r, "erasmus-charter", "45834-EPP-1-2014-1-PL-EPPKA3-ECHE"),
 	    "uw.edu.pl");
 	assert_string_equal(registry_hei_by_other_id(r, "euc", "45834-EPP-1-2014-1-PL-EPPKA3-ECHE"),
-			    "uw.edu.pl");
+	                    "uw.edu.pl");
 	/* Only Erasmus codes ignore case. */
 	assert_null(
 	    registry_hei_by_other_id(r, "erasmus-charter", "45834-epp-1-2014-1-pl-eppka3-eche"));
@@ -363,12 +398,12 @@ static void
 test_registry_version_selection(void **state)
 {
 	const char *apis = "<e2:echo version=\"1.2.0\"><e2:url>https://a/1.2</e2:url></e2:echo>"
-			   "<e2:echo version=\"1.10.0\"><e2:get-url> https://a/get </e2:get-url>"
-			   "<e2:index-url>https://a/index</e2:index-url>"
-			   "<e2:max-hei-ids>5</e2:max-hei-ids><e2:max-ids>x</e2:max-ids>"
-			   "<e2:max-echo-values> 77 </e2:max-echo-values></e2:echo>"
-			   "<e2:echo version=\"1.9.9\"><e2:url>https://a/1.9.9</e2:url></e2:echo>"
-			   "<e2:echo version=\"1.10\"><e2:url>https://a/1.10</e2:url></e2:echo>";
+	                   "<e2:echo version=\"1.10.0\"><e2:get-url> https://a/get </e2:get-url>"
+	                   "<e2:index-url>https://a/index</e2:index-url>"
+	                   "<e2:max-hei-ids>5</e2:max-hei-ids><e2:max-ids>x</e2:max-ids>"
+	                   "<e2:max-echo-values> 77 </e2:max-echo-values></e2:echo>"
+	                   "<e2:echo version=\"1.9.9\"><e2:url>https://a/1.9.9</e2:url></e2:echo>"
+	                   "<e2:echo version=\"1.10\"><e2:url>https://a/1.10</e2:url></e2:echo>";
 	char err[512], *s;
 	struct registry *r;
 	const struct registry_api *a;
@@ -399,16 +434,16 @@ test_registry_version_selection(void **state)
 static void
 test_registry_http_security(void **state)
 {
-	const char *apis =
-	    "<e2:echo version=\"2.0.0\"><e2:http-security>"
-	    "<sec:client-auth-methods><a2:httpsig/></sec:client-auth-methods>"
-	    "<sec:server-auth-methods><b2:tlscert xmlns:b2=\"urn:other\"/></sec:server-auth-methods>"
-	    "</e2:http-security><e2:url>https://a/echo</e2:url></e2:echo>"
-	    /* httpsig in a wrong namespace is not httpsig */
-	    "<r:x xmlns:r=\"urn:r\" version=\"1.0.0\"><r:http-security>"
-	    "<sec:client-auth-methods><httpsig/></sec:client-auth-methods>"
-	    "<sec:server-auth-methods><b2:httpsig/></sec:server-auth-methods>"
-	    "</r:http-security></r:x>";
+	const char *apis = "<e2:echo version=\"2.0.0\"><e2:http-security>"
+	                   "<sec:client-auth-methods><a2:httpsig/></sec:client-auth-methods>"
+	                   "<sec:server-auth-methods><b2:tlscert "
+	                   "xmlns:b2=\"urn:other\"/></sec:server-auth-methods>"
+	                   "</e2:http-security><e2:url>https://a/echo</e2:url></e2:echo>"
+	                   /* httpsig in a wrong namespace is not httpsig */
+	                   "<r:x xmlns:r=\"urn:r\" version=\"1.0.0\"><r:http-security>"
+	                   "<sec:client-auth-methods><httpsig/></sec:client-auth-methods>"
+	                   "<sec:server-auth-methods><b2:httpsig/></sec:server-auth-methods>"
+	                   "</r:http-security></r:x>";
 	char err[512], *s;
 	struct registry *r;
 	const struct registry_api *a;
@@ -455,9 +490,10 @@ test_registry_sample_placeholders_refused(void **state)
 	(void)state;
 	/* Its binaries are "cc1", "cc2", "cc3": the fixture is not a real catalogue. */
 	assert_null(load_spec(SAMPLE_PATH, err, sizeof(err)));
-	assert_non_null(strstr(err, "sample-catalogue.xml: binaries key "
-				    "1111111111111111111111111111111111111111111111111111111111111111"
-				    ": content is not valid base64"));
+	assert_non_null(strstr(err,
+	                       "sample-catalogue.xml: binaries key "
+	                       "1111111111111111111111111111111111111111111111111111111111111111"
+	                       ": content is not valid base64"));
 }
 
 /* The Registry's sample with real keys in place of its placeholders. */
@@ -537,8 +573,8 @@ test_registry_sha_mismatch_refused(void **state)
 	s = simple_catalogue("", "<name>X</name>", keys[0].sha, &keys[1], keys[0].sha);
 	assert_null(load_str(s, err, sizeof(err)));
 	want = xasprintf("test: binaries key %s: sha-256 attribute does not match the key (its "
-			 "digest is %s)",
-			 keys[0].sha, keys[1].sha);
+	                 "digest is %s)",
+	                 keys[0].sha, keys[1].sha);
 	assert_string_equal(err, want);
 	free(want);
 	free(s);
@@ -585,8 +621,9 @@ test_registry_missing_server_key_refused(void **state)
 	(void)state;
 	cat_open(&b);
 	cat_host(&b, "a.example", keys[0].sha, "");
-	add(&b, "<host><server-credentials-in-use><rsa-public-key sha-256=\"%s\"/>"
-		"</server-credentials-in-use></host>",
+	add(&b,
+	    "<host><server-credentials-in-use><rsa-public-key sha-256=\"%s\"/>"
+	    "</server-credentials-in-use></host>",
 	    keys[2].sha);
 	add(&b, "<institutions/><binaries>");
 	cat_binary(&b, keys[0].sha, keys[0].b64);
@@ -607,7 +644,7 @@ test_registry_wrong_namespace_refused(void **state)
 	s = replace_all(s, "xmlns=\"" REGISTRY_NS "\"", "xmlns=\"urn:not-the-registry\"");
 	assert_null(load_str(s, err, sizeof(err)));
 	assert_string_equal(err, "test: root element is {urn:not-the-registry}catalogue, expected "
-				 "{" REGISTRY_NS "}catalogue");
+	                         "{" REGISTRY_NS "}catalogue");
 	free(s);
 	assert_null(load_str("<manifest xmlns=\"" REGISTRY_NS "\"/>", err, sizeof(err)));
 	assert_non_null(strstr(err, "}manifest, expected"));
@@ -672,10 +709,10 @@ test_registry_malformed_refused(void **state)
 
 	(void)state;
 	assert_null(load_str("<catalogue xmlns=\"" REGISTRY_NS "\">\n<host>\n</catalogue>", err,
-			     sizeof(err)));
+	                     sizeof(err)));
 	assert_int_equal(strncmp(err, "test: line 3: ", 14), 0);
 	assert_null(load_str("<catalogue xmlns=\"" REGISTRY_NS "\"><institutions/></catalogue>",
-			     err, sizeof(err)));
+	                     err, sizeof(err)));
 	assert_string_equal(err, "test: catalogue lists no host");
 	assert_null(registry_load_file("/nonexistent/catalogue.xml", err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/catalogue.xml: "));
@@ -685,11 +722,11 @@ static void
 test_registry_names_and_other_ids(void **state)
 {
 	const char *hei = "<other-id type=\"pic\">111</other-id>"
-			  "<other-id type=\"custom\"> Ab C </other-id>"
-			  "<other-id type=\"erasmus\">x  example01</other-id>"
-			  "<name xml:lang=\"pl\">Iks</name><name>Ex</name>"
-			  "<name xml:lang=\"EN-gb\">X University</name>"
-			  "<name xml:lang=\"en\">Second English</name>";
+	                  "<other-id type=\"custom\"> Ab C </other-id>"
+	                  "<other-id type=\"erasmus\">x  example01</other-id>"
+	                  "<name xml:lang=\"pl\">Iks</name><name>Ex</name>"
+	                  "<name xml:lang=\"EN-gb\">X University</name>"
+	                  "<name xml:lang=\"en\">Second English</name>";
 	char err[512], *s;
 	struct registry *r;
 	struct buf b;
@@ -709,9 +746,9 @@ test_registry_names_and_other_ids(void **state)
 	cat_open(&b);
 	cat_host(&b, "a.example", keys[0].sha, "");
 	add(&b, "<institutions><hei id=\"a.example\"><other-id type=\"pic\">7</other-id>"
-		"<name xml:lang=\"fr\">A</name><name xml:lang=\"de\">B</name></hei>"
-		"<hei id=\"b.example\"><other-id type=\"pic\">7</other-id><name>B</name></hei>"
-		"</institutions><binaries>");
+	        "<name xml:lang=\"fr\">A</name><name xml:lang=\"de\">B</name></hei>"
+	        "<hei id=\"b.example\"><other-id type=\"pic\">7</other-id><name>B</name></hei>"
+	        "</institutions><binaries>");
 	cat_binary(&b, keys[0].sha, keys[0].b64);
 	add(&b, "</binaries></catalogue>");
 	r = load_str(b.data, err, sizeof(err));
@@ -769,27 +806,28 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_registry_example_loads),
-		cmocka_unit_test(test_registry_keyid_lookup_forms),
-		cmocka_unit_test(test_registry_example_client_heis),
-		cmocka_unit_test(test_registry_example_api),
-		cmocka_unit_test(test_registry_example_server_key),
-		cmocka_unit_test(test_registry_example_heis),
-		cmocka_unit_test(test_registry_version_selection),
-		cmocka_unit_test(test_registry_http_security),
-		cmocka_unit_test(test_registry_sample_placeholders_refused),
-		cmocka_unit_test(test_registry_sample_multi_host),
-		cmocka_unit_test(test_registry_sha_mismatch_refused),
-		cmocka_unit_test(test_registry_uppercase_sha_accepted),
-		cmocka_unit_test(test_registry_missing_key_refused),
-		cmocka_unit_test(test_registry_missing_server_key_refused),
-		cmocka_unit_test(test_registry_wrong_namespace_refused),
-		cmocka_unit_test(test_registry_non_rsa_refused),
-		cmocka_unit_test(test_registry_garbage_key_refused),
-		cmocka_unit_test(test_registry_empty_hei_refused),
-		cmocka_unit_test(test_registry_malformed_refused),
-		cmocka_unit_test(test_registry_names_and_other_ids),
-		cmocka_unit_test(test_registry_fetch_file),
+	    cmocka_unit_test(test_registry_example_loads),
+	    cmocka_unit_test(test_registry_keyid_lookup_forms),
+	    cmocka_unit_test(test_registry_host_by_url),
+	    cmocka_unit_test(test_registry_example_client_heis),
+	    cmocka_unit_test(test_registry_example_api),
+	    cmocka_unit_test(test_registry_example_server_key),
+	    cmocka_unit_test(test_registry_example_heis),
+	    cmocka_unit_test(test_registry_version_selection),
+	    cmocka_unit_test(test_registry_http_security),
+	    cmocka_unit_test(test_registry_sample_placeholders_refused),
+	    cmocka_unit_test(test_registry_sample_multi_host),
+	    cmocka_unit_test(test_registry_sha_mismatch_refused),
+	    cmocka_unit_test(test_registry_uppercase_sha_accepted),
+	    cmocka_unit_test(test_registry_missing_key_refused),
+	    cmocka_unit_test(test_registry_missing_server_key_refused),
+	    cmocka_unit_test(test_registry_wrong_namespace_refused),
+	    cmocka_unit_test(test_registry_non_rsa_refused),
+	    cmocka_unit_test(test_registry_garbage_key_refused),
+	    cmocka_unit_test(test_registry_empty_hei_refused),
+	    cmocka_unit_test(test_registry_malformed_refused),
+	    cmocka_unit_test(test_registry_names_and_other_ids),
+	    cmocka_unit_test(test_registry_fetch_file),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

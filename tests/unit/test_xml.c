@@ -102,11 +102,11 @@ static void
 test_xml_parses_valid(void **state)
 {
 	const char *s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			"<response xmlns=\"" ECHO_NS "\" xmlns:o=\"urn:other\">\n"
-			"  <hei-id>  uw.edu.pl\n</hei-id>\n"
-			"  <o:echo>a &amp; b</o:echo>\n"
-			"  <echo><![CDATA[x<y]]></echo>\n"
-			"</response>\n";
+	                "<response xmlns=\"" ECHO_NS "\" xmlns:o=\"urn:other\">\n"
+	                "  <hei-id>  uw.edu.pl\n</hei-id>\n"
+	                "  <o:echo>a &amp; b</o:echo>\n"
+	                "  <echo><![CDATA[x<y]]></echo>\n"
+	                "</response>\n";
 	char err[256] = "junk";
 	xmlDocPtr doc;
 	xmlNode *root;
@@ -137,8 +137,8 @@ static void
 test_xml_refuses_xxe(void **state)
 {
 	const char *s = "<?xml version=\"1.0\"?>\n"
-			"<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n"
-			"<r>&x;</r>";
+	                "<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n"
+	                "<r>&x;</r>";
 	char err[256];
 
 	(void)state;
@@ -167,8 +167,8 @@ test_xml_refuses_billion_laughs(void **state)
 	(void)state;
 	buf_init(&b, 1 << 20);
 	assert_int_equal(buf_addstr(&b, "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n"
-					" <!ENTITY lol \"lol\">\n"),
-			 0);
+	                                " <!ENTITY lol \"lol\">\n"),
+	                 0);
 	for (i = 1; i < 10; i++) {
 		assert_int_equal(buf_printf(&b, " <!ENTITY lol%d \"", i), 0);
 		for (j = 0; j < 10; j++)
@@ -352,7 +352,7 @@ test_xsd_manifest_example_valid(void **state)
 
 	(void)state;
 	rc = validate_file("ewp-specs-api-discovery/manifest.xsd",
-			   "ewp-specs-api-discovery/manifest-example.xml", err, sizeof(err));
+	                   "ewp-specs-api-discovery/manifest-example.xml", err, sizeof(err));
 	if (rc != 0)
 		print_error("%s\n", err);
 	assert_int_equal(rc, 0);
@@ -367,7 +367,7 @@ test_xsd_catalogue_example_valid(void **state)
 
 	(void)state;
 	rc = validate_file("ewp-specs-api-registry/catalogue.xsd",
-			   "ewp-specs-api-registry/catalogue-example.xml", err, sizeof(err));
+	                   "ewp-specs-api-registry/catalogue-example.xml", err, sizeof(err));
 	if (rc != 0)
 		print_error("%s\n", err);
 	assert_int_equal(rc, 0);
@@ -381,10 +381,10 @@ test_xsd_sample_catalogue_invalid(void **state)
 	(void)state;
 	/* The Registry's test fixture carries placeholder keys ("cc1"). */
 	assert_int_equal(validate_file("ewp-specs-api-registry/catalogue.xsd",
-				       "ewp-registry-service/src/test/resources/test-files/"
-				       "catalogues/sample-catalogue.xml",
-				       err, sizeof(err)),
-			 -1);
+	                               "ewp-registry-service/src/test/resources/test-files/"
+	                               "catalogues/sample-catalogue.xml",
+	                               err, sizeof(err)),
+	                 -1);
 	assert_int_equal(strncmp(err, "line 72: ", 9), 0);
 	assert_non_null(strstr(err, "base64Binary"));
 }
@@ -409,13 +409,13 @@ test_xsd_echo_response(void **state)
 	x = xsd_load(path, err, sizeof(err));
 	assert_non_null(x);
 	echo_validate(x,
-		      "<response xmlns=\"" ECHO_NS "\"><hei-id>uw.edu.pl</hei-id>"
-		      "<echo>a</echo><echo>b</echo></response>",
-		      0, err, sizeof(err));
+	              "<response xmlns=\"" ECHO_NS "\"><hei-id>uw.edu.pl</hei-id>"
+	              "<echo>a</echo><echo>b</echo></response>",
+	              0, err, sizeof(err));
 	echo_validate(x,
-		      "<response xmlns=\"" ECHO_NS "\">\n<echo>a</echo>\n"
-		      "<hei-id>late</hei-id>\n<bogus/>\n</response>",
-		      -1, err, sizeof(err));
+	              "<response xmlns=\"" ECHO_NS "\">\n<echo>a</echo>\n"
+	              "<hei-id>late</hei-id>\n<bogus/>\n</response>",
+	              -1, err, sizeof(err));
 	assert_int_equal(strncmp(err, "line 3: ", 8), 0);
 	assert_non_null(strstr(err, "hei-id"));
 	echo_validate(x, "<response xmlns=\"urn:wrong\"/>", -1, err, sizeof(err));
@@ -504,25 +504,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_xml_parses_valid),
-		cmocka_unit_test(test_xml_refuses_xxe),
-		cmocka_unit_test(test_xml_refuses_external_dtd),
-		cmocka_unit_test(test_xml_refuses_billion_laughs),
-		cmocka_unit_test(test_xml_depth_limit),
-		cmocka_unit_test(test_xml_refuses_depth_bomb),
-		cmocka_unit_test(test_xml_refuses_oversize),
-		cmocka_unit_test(test_xml_malformed_has_line),
-		cmocka_unit_test(test_xml_refuses_undefined_entity),
-		cmocka_unit_test(test_xml_refuses_undeclared_prefix),
-		cmocka_unit_test(test_xml_errors_do_not_leak),
-		cmocka_unit_test(test_xml_dump_round_trip),
-		cmocka_unit_test(test_xsd_manifest_example_valid),
-		cmocka_unit_test(test_xsd_catalogue_example_valid),
-		cmocka_unit_test(test_xsd_sample_catalogue_invalid),
-		cmocka_unit_test(test_xsd_echo_response),
-		cmocka_unit_test(test_xsd_manifest_broken),
-		cmocka_unit_test(test_xsd_refuses_network),
-		cmocka_unit_test(test_xsd_missing_file),
+	    cmocka_unit_test(test_xml_parses_valid),
+	    cmocka_unit_test(test_xml_refuses_xxe),
+	    cmocka_unit_test(test_xml_refuses_external_dtd),
+	    cmocka_unit_test(test_xml_refuses_billion_laughs),
+	    cmocka_unit_test(test_xml_depth_limit),
+	    cmocka_unit_test(test_xml_refuses_depth_bomb),
+	    cmocka_unit_test(test_xml_refuses_oversize),
+	    cmocka_unit_test(test_xml_malformed_has_line),
+	    cmocka_unit_test(test_xml_refuses_undefined_entity),
+	    cmocka_unit_test(test_xml_refuses_undeclared_prefix),
+	    cmocka_unit_test(test_xml_errors_do_not_leak),
+	    cmocka_unit_test(test_xml_dump_round_trip),
+	    cmocka_unit_test(test_xsd_manifest_example_valid),
+	    cmocka_unit_test(test_xsd_catalogue_example_valid),
+	    cmocka_unit_test(test_xsd_sample_catalogue_invalid),
+	    cmocka_unit_test(test_xsd_echo_response),
+	    cmocka_unit_test(test_xsd_manifest_broken),
+	    cmocka_unit_test(test_xsd_refuses_network),
+	    cmocka_unit_test(test_xsd_missing_file),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
