@@ -75,7 +75,7 @@ $(BUILD)/%.o: %.c
 # Unit tests: one cmocka program per module, linked with the shared modules.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 deps:
 	@.ci/install-deps.sh
