@@ -160,6 +160,11 @@ req_sign_reply(struct req *rq, const char *body, size_t len, time_t now)
 	const char *rid = rq->verdict.request_id[0] ? rq->verdict.request_id : NULL;
 	struct httpsig_out sig = {.n = 0};
 
+	/* A refused request still gets its X-Request-Id back, when well formed. */
+	if (rid == NULL && req_header_count(rq, "X-Request-Id") == 1 &&
+	    codec_is_canonical_uuid(req_header(rq, "X-Request-Id")))
+		rid = req_header(rq, "X-Request-Id");
+
 	if (rq->d->server_key == NULL)
 		return;
 	if (httpsig_sign_response(rq->d->server_key, body, len, rid, rq->verdict.signature, now,

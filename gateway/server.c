@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <dirent.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -176,6 +178,44 @@ server_stop_accepting(struct server *s)
 		evhttp_del_accept_socket(s->http, s->bound);
 		s->bound = NULL;
 	}
+}
+
+/*
+ * evhttp cannot tell how many connections it holds, so the drain counts
+ * them from the process's descriptors: TCP sockets connected to a peer
+ * on our listening port. Only called while draining.
+ */
+unsigned
+server_open_connections(const struct server *s)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (dir == NULL)
+		return 0;
+	while ((e = readdir(dir)) != NULL) {
+		struct sockaddr_storage local, peer;
+		socklen_t llen = sizeof(local), plen = sizeof(peer);
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int port;
+
+		if (*end != '\0' || fd == dirfd(dir))
+			continue;
+		if (getsockname((int)fd, (struct sockaddr *)&local, &llen) == -1 ||
+		    getpeername((int)fd, (struct sockaddr *)&peer, &plen) == -1)
+			continue;
+		if (local.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&local)->sin_port);
+		else if (local.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+		else
+			continue;
+		n += port == s->d->conf->listen_port;
+	}
+	closedir(dir);
+	return n;
 }
 
 void

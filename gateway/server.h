@@ -17,6 +17,8 @@ struct server *server_new(struct ewpd *d, char *err, size_t errlen);
 void server_reconfigure(struct server *s, const struct conf *c);
 /* Stops accepting new connections; open ones are served on. */
 void server_stop_accepting(struct server *s);
+/* Client connections still open (while draining). */
+unsigned server_open_connections(const struct server *s);
 void server_free(struct server *s);
 
 #endif

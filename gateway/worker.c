@@ -19,7 +19,6 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-#define WORKER_DRAIN_GRACE_MS 500 /* wait for requests still arriving */
 
 struct worker {
 	struct ewpd d;
@@ -163,7 +162,9 @@ worker_drain_cb(evutil_socket_t fd, short what, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - w->drain_start.tv_sec) * 1000 +
 	     (now.tv_nsec - w->drain_start.tv_nsec) / 1000000;
-	if ((w->d.inflight == 0 && ms >= WORKER_DRAIN_GRACE_MS) ||
+	/* Done when nothing is in flight and every client has hung up:
+	 * responses sent while draining carry Connection: close. */
+	if ((w->d.inflight == 0 && server_open_connections(w->d.server) == 0) ||
 	    ms >= w->d.conf->drain_timeout * 1000L)
 		event_base_loopexit(w->d.base, NULL);
 }

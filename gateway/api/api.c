@@ -167,16 +167,17 @@ api_dispatch(struct req *rq)
 	method = strcmp(rq->method, "GET") == 0 ? API_GET
 		 : strcmp(rq->method, "POST") == 0 ? API_POST
 						   : 0;
+	/* Framing headers are read before unsigned headers are dropped. */
+	content_type = req_header(rq, "Content-Type");
+	/* Authenticate first, so that even a 405 goes back signed to its caller. */
+	if (e->signed_only && api_authenticate(rq) == -1)
+		return;
 	if ((e->methods & method) == 0) {
 		req_add_header(rq, "Allow", (e->methods & API_POST) ? "GET, POST" : "GET");
 		req_error(rq, 405, "method %s is not allowed on %s (use %s)", rq->method, rq->path,
 			  (e->methods & API_POST) ? "GET or POST" : "GET");
 		return;
 	}
-	/* Framing headers are read before unsigned headers are dropped. */
-	content_type = req_header(rq, "Content-Type");
-	if (e->signed_only && api_authenticate(rq) == -1)
-		return;
 	if (api_parse_params(rq, content_type) == -1)
 		return;
 	e->handle(rq);

@@ -139,9 +139,8 @@ call_lookup_cb(void *arg, const char *keyid, const struct keys_pub **pub)
 	const struct registry_key *k = registry_key(l->reg, keyid);
 	size_t host;
 
-	if (k == NULL || !k->server)
-		return HTTPSIG_KEY_NONE;
-	if (registry_host_by_url(l->reg, l->url, &host) == 0 &&
+	/* A URL listed by no host has no trusted server key at all. */
+	if (k == NULL || registry_host_by_url(l->reg, l->url, &host) == -1 ||
 	    !registry_host_has_server_key(l->reg, host, keyid))
 		return HTTPSIG_KEY_NONE;
 	*pub = k->pub;
@@ -187,6 +186,10 @@ call_verify(struct ctl *ctl, const struct call_args *a, const char *target,
 	rc = httpsig_verify_response(r->headers, r->nheaders, r->body.data, r->body.len, &o, &v);
 	if (rc == 200)
 		printf("response signature: verified (server keyId %s)\n", v.keyid);
+	else if (registry_host_by_url(reg, a->url, &(size_t){0}) == -1)
+		printf("response signature: INVALID: %s (no host in the catalogue serves %s, so "
+		       "no server key is trusted for it)\n",
+		       v.message, a->url);
 	else
 		printf("response signature: INVALID: %s\n", v.message);
 	httpsig_verdict_free(&v);

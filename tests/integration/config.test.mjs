@@ -71,9 +71,8 @@ itest(() => null, 'config: unknown key → ewpd exits non-zero quickly with FILE
   assert.ok(!r.timedOut, `ewpd kept running with an unknown key${show(r)}`);
   assert.notEqual(r.code, 0, `exit status must be non-zero${show(r)}`);
   assert.ok(r.ms < 3000, `ewpd took ${r.ms} ms to refuse the file${show(r)}`);
-  const out = r.stderr + r.stdout;
-  assert.ok(out.includes(`${path.basename(file)}:${line}`), `message must contain ${path.basename(file)}:${line}${show(r)}`);
-  assert.ok(out.includes('frobnicate_level'), `message must name the key frobnicate_level${show(r)}`);
+  assert.ok(r.stderr.includes(`${path.basename(file)}:${line}`), `stderr must contain ${path.basename(file)}:${line}${show(r)}`);
+  assert.ok(r.stderr.includes('frobnicate_level'), `stderr must name the key frobnicate_level${show(r)}`);
 });
 
 itest(() => null, 'config: ewpd -n with an unknown key → non-zero with FILE:LINE', async () => {

@@ -7,6 +7,8 @@ import { D_HEIS, Ewpd, PARTNER_HEI, itest } from './lib/daemon.mjs';
 import {
   assertErrorResponse, assertStatus, exchange, parseEcho, validateEchoOfficial, validateEchoProject,
 } from './lib/ewp.mjs';
+import { NS, specPath } from './lib/env.mjs';
+import { assertValid, parseXml } from './lib/xml.mjs';
 
 let fx;
 before(async () => { fx = await Ewpd.create('echo'); });
@@ -100,4 +102,13 @@ itest(() => fx, 'echo: unknown path → 404 error-response', async () => {
   const req = fx.signed({ path: '/ewp/no-such-api' });
   const res = await fx.send(req);
   assertErrorResponse(res, 404, req, 'unknown path');
+});
+
+itest(() => fx, 'manifest (tls = off): served unsigned, official manifest.xsd valid, URLs built from the http public_url', async () => {
+  const req = { method: 'GET', target: fx.manifestPath, headers: [['Host', fx.hostHeader]] };
+  const res = await fx.send(req);
+  assertStatus(res, 200, req, 'manifest with tls = off');
+  assertValid(res.body, specPath('ewp-specs-api-discovery', 'manifest.xsd'), 'manifest (tls = off)');
+  const echoEntry = parseXml(res.body).descendants(NS.echoEntry, 'echo')[0];
+  assert.equal(echoEntry?.element(NS.echoEntry, 'url')?.text.trim(), `${fx.publicUrl}/ewp/echo`, `echo url${exchange(req, res)}`);
 });

@@ -2,13 +2,17 @@
 //     to ewpd with the configured client key, response verified against
 //     the catalogue).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before } from 'node:test';
+import httpSignature from 'http-signature';
 
 import { Ewpd, HEI_ID, describeRun, itest, makeTempDir, runEwpctl } from './lib/daemon.mjs';
-import { KEEP_TMP, NS } from './lib/env.mjs';
+import { EWPCTL, KEEP_TMP, NS } from './lib/env.mjs';
+import { digestHeader, makeKey } from './lib/sign.mjs';
 import { parseXml } from './lib/xml.mjs';
 
 let fx;
@@ -99,16 +103,105 @@ itest(() => fx, 'ewpctl -c CONF call URL/ewp/echo?echo=x → exit 0, prints the 
   assert.ok(i >= 0, `no XML in stdout${'\n'}${describeRun(r)}`);
   assert.match(r.stdout, /<echo>x<\/echo>/, `stdout should contain <echo>x</echo>${'\n'}${describeRun(r)}`);
   // The response must come from ewpd as our own HEI (ewpd's client key covers smile.test).
-  let root;
-  try { root = parseXml(r.stdout.slice(i)); } catch { root = null; } // stdout may carry more than the XML
-  if (root) {
-    assert.equal(root.ns, NS.echoResponse);
-    assert.deepEqual(root.elements(NS.echoResponse, 'hei-id').map((e) => e.text), [HEI_ID]);
-  }
+  // stdout may carry headers and notes around the document: cut it out.
+  const m = /<([A-Za-z_][\w.-]*:)?response[\s>][\s\S]*<\/([A-Za-z_][\w.-]*:)?response>/.exec(r.stdout);
+  assert.ok(m, `no <response>...</response> document in stdout${'\n'}${describeRun(r)}`);
+  const root = parseXml(m[0]);
+  assert.equal(root.ns, NS.echoResponse, `echo response namespace${'\n'}${describeRun(r)}`);
+  assert.deepEqual(root.elements(NS.echoResponse, 'hei-id').map((e) => e.text), [HEI_ID],
+    `ewpd's client key covers ${HEI_ID}: hei-id should be exactly that${'\n'}${describeRun(r)}`);
+  assert.deepEqual(root.elements(NS.echoResponse, 'echo').map((e) => e.text), ['x']);
 });
 
-itest(() => fx, 'ewpctl call: a URL not in the catalogue fails (non-zero), ewpd untouched', () => {
+itest(() => fx, 'ewpctl call: an error answer (404 from ewpd for an unknown path) → non-zero exit', () => {
   const r = runEwpctl(['-c', fx.confPath, 'call', `http://127.0.0.1:${fx.port}/ewp/not-registered`]);
   assert.notEqual(r.status, 0, describeRun(r));
   assert.ok(fx.alive);
 });
+
+// A partner server written in Node whose responses are signed by npm
+// http-signature: ewpctl's response verification against an independent
+// signer, and its refusals. ewpctl reads the catalogue from ewpd's cache
+// ([registry] cache), so after changing the catalogue file ewpd is sent
+// SIGHUP and the cache is awaited.
+async function fakePartner(signingKey, { tamper = false } = {}) {
+  const server = http.createServer((req, res) => {
+    const body = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n' +
+      `<response xmlns="${NS.echoResponse}"><hei-id>${HEI_ID}</hei-id><echo>x</echo></response>`);
+    const sent = tamper ? Buffer.from(body.toString().replace('<echo>x</echo>', '<echo>y</echo>')) : body;
+    const headers = [['Content-Type', 'text/xml; charset=utf-8'], ['Date', new Date().toUTCString()],
+      ['Digest', digestHeader(body)], ['X-Request-Id', req.headers['x-request-id'] || '']];
+    const sig = /signature="([^"]+)"/.exec(req.headers.authorization || '');
+    if (sig) headers.push(['X-Request-Signature', sig[1]]);
+    const fake = {
+      method: req.method, path: req.url,
+      getHeader: (n) => headers.find(([k]) => k.toLowerCase() === n.toLowerCase())?.[1],
+      setHeader: (n, v) => headers.push([n, v]),
+    };
+    httpSignature.sign(fake, { key: signingKey.privatePem, keyId: signingKey.keyId, algorithm: 'rsa-sha256',
+      authorizationHeaderName: 'Signature', headers: ['date', 'digest', 'x-request-id', ...(sig ? ['x-request-signature'] : [])] });
+    res.writeHead(200, Object.fromEntries(headers));
+    res.end(sent);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return { server, url: `http://127.0.0.1:${port}/ewp/echo` };
+}
+
+function runCall(url) {
+  return new Promise((resolve) => {
+    // asynchronous: the fake partner runs in this process
+    const c = spawn(EWPCTL, ['-c', fx.confPath, 'call', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => { stdout += d; });
+    c.stderr.on('data', (d) => { stderr += d; });
+    const t = setTimeout(() => process.kill(c.pid, 'SIGKILL'), 20000);
+    c.on('close', (status, signal) => { clearTimeout(t); resolve({ status, signal, stdout, stderr, cmd: `ewpctl -c ${fx.confPath} call ${url}` }); });
+  });
+}
+
+// Lists (or not) a fake host serving `url` with server key `key`, reloads
+// ewpd and waits until its catalogue cache says so.
+async function publishFakeHost(url, key) {
+  fx.extraHosts = url ? [{ adminEmail: 'admin@fake.example.org', heis: ['fake.example.org'], serverKeys: [key], echoUrl: url }] : [];
+  fx.extraInstitutions = url ? [{ id: 'fake.example.org', names: [['en', 'Fake']] }] : [];
+  fx.writeCatalogue();
+  fx.signal('SIGHUP');
+  const cache = fx.conf.registry.cache;
+  const t0 = Date.now();
+  for (;;) {
+    let txt = '';
+    try { txt = fs.readFileSync(cache, 'utf8'); } catch { /* not yet */ }
+    if (url ? txt.includes(url) : !txt.includes('fake.example.org')) return;
+    if (Date.now() - t0 > 5000) assert.fail(`ewpd's catalogue cache ${cache} not updated within 5 s after SIGHUP`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const partnerCases = [
+  ['accepts a partner response signed (npm http-signature) with the server key of the host serving the URL', 'listed', 'good', {}, true],
+  ['refuses a response signed by a key in no catalogue', 'listed', 'stranger', {}, false],
+  ['refuses a response signed by another host\'s server key (host C)', 'listed', 'hostC', {}, false],
+  ['refuses a response whose body was altered after signing', 'listed', 'good', { tamper: true }, false],
+  ['refuses a response from a URL in no catalogue entry, even signed by some host\'s server key (host C)', 'unlisted', 'hostC', {}, false],
+];
+for (const [title, listing, signer, opts, ok] of partnerCases) {
+  itest(() => fx, `ewpctl call: ${title}${ok ? ' (exit 0)' : ' (non-zero exit)'}`, async () => {
+    const good = makeKey();
+    const key = { good, stranger: makeKey(), hostC: fx.serverOnlyKey }[signer];
+    const p = await fakePartner(key, opts);
+    try {
+      await publishFakeHost(listing === 'listed' ? p.url : null, good);
+      const r = await runCall(`${p.url}?echo=x`);
+      if (ok) {
+        assert.equal(r.status, 0, describeRun(r));
+        assert.match(r.stdout, /<echo>x<\/echo>/, describeRun(r));
+      } else {
+        assert.notEqual(r.status, 0, `ewpctl must refuse this response${'\n'}${describeRun(r)}`);
+      }
+    } finally {
+      p.server.close();
+    }
+  });
+}

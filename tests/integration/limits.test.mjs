@@ -2,6 +2,7 @@
 //    a crash, not a hang) and the next request must still be served.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Ewpd, itest } from './lib/daemon.mjs';
 import { assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
@@ -19,15 +20,21 @@ async function stillServing(what) {
   assert.deepEqual(parseEcho(res, req).echoes, ['next']);
 }
 
-// Sends bytes (possibly large) and waits for a response; a response sent
-// before the whole request was written counts. Returns { res, err }.
+// Sends bytes (possibly large) and waits for a response, like a careful
+// client: written in 16 KiB pieces, yielding between them, and stopping as
+// soon as the server answered or closed (a server refusing a request
+// early may close before reading the rest; writing on would make our
+// kernel drop its answer on the resulting RST). Returns { res, err }.
 async function exchangeRaw(bytes, timeout = 15000) {
   const c = await Connection.open(fx.endpoint, { timeout });
   try {
     const p = c.send(Buffer.alloc(0), { timeout });
-    const CH = 64 * 1024;
-    for (let off = 0; off < bytes.length && !c.closed; off += CH) {
+    let answered = false;
+    p.then(() => { answered = true; }, () => { answered = true; });
+    const CH = 16 * 1024;
+    for (let off = 0; off < bytes.length && !c.closed && !answered && c.parser.buf.length === 0; off += CH) {
       await c.write(bytes.subarray(off, off + CH));
+      await sleep(1);
     }
     try {
       return { res: await p };
@@ -81,7 +88,7 @@ itest(() => fx, 'limits: signed POST with a body > 4 MiB → 413 (or 4xx), next 
   assert4xx(r, '5 MiB body');
   if (r.res.status !== 413) {
     // Accepted by the brief, but say so in the output.
-    console.log(`# note: 5 MiB body refused with ${r.res.status} rather than 413`);
+    console.log(`note: 5 MiB body refused with ${r.res.status} rather than 413`);
   }
   await stillServing('a 5 MiB body');
 });

@@ -1,4 +1,8 @@
 // 1. Discovery manifest (Discovery v6), served without a signature.
+//    This node runs with tls = on and public_url https://localhost:PORT, as
+//    a real deployment does: the project schema ewp-schemas/manifest.xsd
+//    (like the Registry) requires https URLs, which tls = off with an
+//    http:// public_url cannot give.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 
@@ -8,7 +12,7 @@ import { assertStatus, assertXmlContentType, exchange } from './lib/ewp.mjs';
 import { assertValid, parseXml } from './lib/xml.mjs';
 
 let fx;
-before(async () => { fx = await Ewpd.create('manifest'); });
+before(async () => { fx = await Ewpd.create('manifest', { tls: true }); });
 after(async () => { await fx?.cleanup(); });
 
 async function getManifest() {

@@ -93,7 +93,7 @@ itest(() => fx, 'reload: 400 signed echoes from 8 keep-alive clients over ~4 s, 
   await Promise.all([...Array.from({ length: CLIENTS }, (_, k) => client(k)), hups]);
   const summary = `${ok} ok, ${errors.length} connection errors, ${wrong.length} wrong answers, ` +
     `${idleCloses} idle keep-alive closes, ${closeHeaders} Connection: close`;
-  console.log(`# reload under load: ${summary}`);
+  console.log(`reload under load: ${summary}`);
   assert.equal(errors.length, 0, `connection errors during SIGHUP reloads (${summary}):\n${errors.slice(0, 10).join('\n')}`);
   assert.equal(wrong.length, 0, `wrong answers during SIGHUP reloads (${summary}):\n${wrong.slice(0, 3).join('\n')}`);
   assert.equal(ok, CLIENTS * PER, summary);

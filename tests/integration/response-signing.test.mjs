@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { after, before } from 'node:test';
 
 import { Ewpd, itest } from './lib/daemon.mjs';
 import { assertErrorResponse, assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
+import { HttpResponse } from './lib/http.mjs';
 import { parseSignatureParams, verifyResponse } from './lib/sign.mjs';
 
 let fx;
@@ -130,4 +132,19 @@ itest(() => fx, 'response signing: 405 (PUT) with Accept-Signature is signed too
   } catch (e) {
     assert.fail(`405 response not properly signed: ${e.message}${exchange(req, res)}`);
   }
+});
+
+itest(() => fx, 'response signing 10.2: Accept-Encoding: gzip → 200, response Digest covers the bytes actually sent', async () => {
+  const req = fx.echoRequest(['g', 'z'], { acceptSignature: 'rsa-sha256', extra: [['Accept-Encoding', 'gzip']] });
+  const res = await fx.send(req);
+  assertStatus(res, 200, req);
+  try {
+    verifyResponse(res, req, fx.serverKey); // Digest checked over the raw received bytes
+  } catch (e) {
+    assert.fail(`${e.message}${exchange(req, res)}`);
+  }
+  const enc = (res.header('Content-Encoding') || 'identity').toLowerCase();
+  const plain = enc === 'gzip' ? new HttpResponse(res.status, res.reason, res.headers, zlib.gunzipSync(res.body), res.rawHead) : res;
+  assert.ok(['gzip', 'identity'].includes(enc), `unexpected Content-Encoding ${enc}`);
+  assert.deepEqual(parseEcho(plain, req).echoes, ['g', 'z']);
 });

@@ -272,7 +272,10 @@ export class Ewpd {
   // Waits for exit; resolves { code, signal, ms } or null on timeout.
   async waitExit(timeoutMs) {
     const t0 = Date.now();
-    const r = await Promise.race([this.exited, sleep(timeoutMs).then(() => null)]);
+    let timer;
+    const r = await Promise.race([this.exited,
+      new Promise((resolve) => { timer = setTimeout(() => resolve(null), timeoutMs); })]);
+    clearTimeout(timer); // a pending timer would keep the test file alive
     return r ? { ...r, ms: Date.now() - t0 } : null;
   }
 

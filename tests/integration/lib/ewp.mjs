@@ -27,7 +27,8 @@ export function assertXmlContentType(res, req) {
 }
 
 // Asserts an EWP error-response: status, XML, non-empty developer-message,
-// valid against the official common-types.xsd. Returns the message.
+// valid against the official common-types.xsd and the project's
+// ewp-schemas/common-types.xsd. Returns the message.
 export function assertErrorResponse(res, expected, req, what = '') {
   assertStatus(res, expected, req, what);
   assertXmlContentType(res, req);
@@ -43,6 +44,7 @@ export function assertErrorResponse(res, expected, req, what = '') {
   assert.equal(dm.length, 1, `${what}: error-response needs exactly one developer-message${exchange(req, res)}`);
   assert.ok(dm[0].text.trim().length > 0, `${what}: developer-message is empty${exchange(req, res)}`);
   assertValid(res.body, specPath('ewp-specs-architecture', 'common-types.xsd'), `${what} error-response`);
+  assertValid(res.body, projectSchema('common-types.xsd'), `${what} error-response (ewp-schemas/common-types.xsd)`);
   return dm[0].text.trim();
 }
 
