@@ -13,10 +13,10 @@
 
 #include "ewpd.h"
 
-#define CODEC_SHA256_LEN 32
+#define CODEC_SHA256_LEN     32
 #define CODEC_SHA256_HEX_LEN 64
-#define CODEC_UUID_LEN 36
-#define CODEC_HTTP_DATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+#define CODEC_UUID_LEN       36
+#define CODEC_HTTP_DATE_LEN  29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
 
 /* base64 (standard alphabet, padded). Caller owns the result. */
 char *codec_base64_encode(const void *data, size_t len);
@@ -25,8 +25,8 @@ char *codec_base64_encode(const void *data, size_t len);
  * line-wrapped). Caller owns *out (NUL-terminated for convenience).
  * Returns -1 on any invalid character or bad padding.
  */
-int codec_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *outlen)
-    EWP_MUSTCHECK;
+int codec_base64_decode(const char *in, size_t inlen, unsigned char **out,
+                        size_t *outlen) EWP_MUSTCHECK;
 
 void codec_sha256(const void *data, size_t len, unsigned char out[CODEC_SHA256_LEN]);
 /* Lower-case hex; out must hold 2 * len + 1 bytes. */

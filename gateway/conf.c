@@ -27,48 +27,46 @@ struct conf_key {
 	const char *section;
 	const char *name;
 	enum conf_type type;
-	size_t offset;	  /* of the field in struct conf */
+	size_t offset;    /* of the field in struct conf */
 	size_t count_off; /* CONF_LIST: offset of the size_t count */
 	const char *def;  /* default as it would be written, NULL: none */
 	int flags;
-	long min, max;	  /* CONF_INT and CONF_DURATION */
+	long min, max; /* CONF_INT and CONF_DURATION */
 };
 
 #define F(field) offsetof(struct conf, field)
 
 static const struct conf_key conf_keys[] = {
-	{"server", "listen", CONF_STR, F(listen), 0, "127.0.0.1:8443", CONF_NORELOAD, 0, 0},
-	{"server", "tls", CONF_BOOL, F(tls), 0, "on", CONF_NORELOAD, 0, 0},
-	{"server", "tls_cert", CONF_STR, F(tls_cert), 0, "", CONF_PATH, 0, 0},
-	{"server", "tls_key", CONF_STR, F(tls_key), 0, "", CONF_PATH, 0, 0},
-	{"server", "workers", CONF_INT, F(workers), 0, "2", CONF_NORELOAD, 1, 64},
-	{"server", "public_url", CONF_STR, F(public_url), 0, NULL, CONF_REQUIRED, 0, 0},
-	{"server", "request_timeout", CONF_DURATION, F(request_timeout), 0, "30s", 0, 1, 3600},
-	{"server", "drain_timeout", CONF_DURATION, F(drain_timeout), 0, "10s", 0, 0, 3600},
-	{"server", "metrics", CONF_BOOL, F(metrics), 0, "on", 0, 0, 0},
-	{"log", "level", CONF_LEVEL, F(log_level), 0, "info", 0, 0, 0},
-	{"ewp", "hei_id", CONF_STR, F(hei_id), 0, NULL, CONF_REQUIRED, 0, 0},
-	{"ewp", "hei_name", CONF_STR, F(hei_name), 0, NULL, CONF_REQUIRED, 0, 0},
-	{"ewp", "hei_name_lang", CONF_STR, F(hei_name_lang), 0, "fr", 0, 0, 0},
-	{"ewp", "hei_name_en", CONF_STR, F(hei_name_en), 0, "", 0, 0, 0},
-	{"ewp", "erasmus_code", CONF_STR, F(erasmus_code), 0, "", 0, 0, 0},
-	{"ewp", "pic", CONF_STR, F(pic), 0, "", 0, 0, 0},
-	{"ewp", "admin_email", CONF_STR, F(admin_email), 0, NULL, CONF_REQUIRED, 0, 0},
-	{"ewp", "admin_provider", CONF_STR, F(admin_provider), 0, "SMILE EWP gateway", 0, 0, 0},
-	{"ewp", "admin_notes", CONF_STR, F(admin_notes), 0, "", 0, 0, 0},
-	{"ewp", "manifest_path", CONF_STR, F(manifest_path), 0, "/ewp/manifest.xml", 0, 0, 0},
-	{"ewp", "date_window", CONF_DURATION, F(date_window), 0, "5m", 0, EWP_DATE_WINDOW_SECS,
-	 86400},
-	{"keys", "keys_dir", CONF_STR, F(keys_dir), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
-	{"keys", "client_key", CONF_STR, F(client_key), 0, "client.pem", 0, 0, 0},
-	{"keys", "server_key", CONF_STR, F(server_key), 0, "server.pem", 0, 0, 0},
-	{"keys", "publish_client", CONF_LIST, F(publish_client), F(npublish_client), "", 0, 0, 0},
-	{"keys", "publish_server", CONF_LIST, F(publish_server), F(npublish_server), "", 0, 0, 0},
-	{"registry", "url", CONF_STR, F(registry_url), 0, NULL, CONF_REQUIRED, 0, 0},
-	{"registry", "refresh", CONF_DURATION, F(registry_refresh), 0, "15m", 0, 60, 10800},
-	{"registry", "cache", CONF_STR, F(registry_cache), 0, NULL, CONF_REQUIRED | CONF_PATH, 0,
-	 0},
-	{"registry", "ca_file", CONF_STR, F(registry_ca_file), 0, "", CONF_PATH, 0, 0},
+    {"server", "listen", CONF_STR, F(listen), 0, "127.0.0.1:8443", CONF_NORELOAD, 0, 0},
+    {"server", "tls", CONF_BOOL, F(tls), 0, "on", CONF_NORELOAD, 0, 0},
+    {"server", "tls_cert", CONF_STR, F(tls_cert), 0, "", CONF_PATH, 0, 0},
+    {"server", "tls_key", CONF_STR, F(tls_key), 0, "", CONF_PATH, 0, 0},
+    {"server", "workers", CONF_INT, F(workers), 0, "2", CONF_NORELOAD, 1, 64},
+    {"server", "public_url", CONF_STR, F(public_url), 0, NULL, CONF_REQUIRED, 0, 0},
+    {"server", "request_timeout", CONF_DURATION, F(request_timeout), 0, "30s", 0, 1, 3600},
+    {"server", "drain_timeout", CONF_DURATION, F(drain_timeout), 0, "10s", 0, 0, 3600},
+    {"server", "metrics", CONF_BOOL, F(metrics), 0, "on", 0, 0, 0},
+    {"log", "level", CONF_LEVEL, F(log_level), 0, "info", 0, 0, 0},
+    {"ewp", "hei_id", CONF_STR, F(hei_id), 0, NULL, CONF_REQUIRED, 0, 0},
+    {"ewp", "hei_name", CONF_STR, F(hei_name), 0, NULL, CONF_REQUIRED, 0, 0},
+    {"ewp", "hei_name_lang", CONF_STR, F(hei_name_lang), 0, "fr", 0, 0, 0},
+    {"ewp", "hei_name_en", CONF_STR, F(hei_name_en), 0, "", 0, 0, 0},
+    {"ewp", "erasmus_code", CONF_STR, F(erasmus_code), 0, "", 0, 0, 0},
+    {"ewp", "pic", CONF_STR, F(pic), 0, "", 0, 0, 0},
+    {"ewp", "admin_email", CONF_STR, F(admin_email), 0, NULL, CONF_REQUIRED, 0, 0},
+    {"ewp", "admin_provider", CONF_STR, F(admin_provider), 0, "SMILE EWP gateway", 0, 0, 0},
+    {"ewp", "admin_notes", CONF_STR, F(admin_notes), 0, "", 0, 0, 0},
+    {"ewp", "manifest_path", CONF_STR, F(manifest_path), 0, "/ewp/manifest.xml", 0, 0, 0},
+    {"ewp", "date_window", CONF_DURATION, F(date_window), 0, "5m", 0, EWP_DATE_WINDOW_SECS, 86400},
+    {"keys", "keys_dir", CONF_STR, F(keys_dir), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
+    {"keys", "client_key", CONF_STR, F(client_key), 0, "client.pem", 0, 0, 0},
+    {"keys", "server_key", CONF_STR, F(server_key), 0, "server.pem", 0, 0, 0},
+    {"keys", "publish_client", CONF_LIST, F(publish_client), F(npublish_client), "", 0, 0, 0},
+    {"keys", "publish_server", CONF_LIST, F(publish_server), F(npublish_server), "", 0, 0, 0},
+    {"registry", "url", CONF_STR, F(registry_url), 0, NULL, CONF_REQUIRED, 0, 0},
+    {"registry", "refresh", CONF_DURATION, F(registry_refresh), 0, "15m", 0, 60, 10800},
+    {"registry", "cache", CONF_STR, F(registry_cache), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
+    {"registry", "ca_file", CONF_STR, F(registry_ca_file), 0, "", CONF_PATH, 0, 0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -82,8 +80,7 @@ struct conf_parse {
 	bool seen[NKEYS];
 };
 
-static int
-conf_fail(struct conf_parse *p, const char *fmt, ...) EWP_PRINTF(2, 3);
+static int conf_fail(struct conf_parse *p, const char *fmt, ...) EWP_PRINTF(2, 3);
 
 static int
 conf_fail(struct conf_parse *p, const char *fmt, ...)
@@ -167,7 +164,7 @@ conf_set_list(struct conf_parse *p, struct conf *c, const struct conf_key *k, co
 			if (*count == CONF_MAX_PUBLISHED) {
 				free(copy);
 				return conf_fail(p, "%s: at most %d entries", k->name,
-						 CONF_MAX_PUBLISHED);
+				                 CONF_MAX_PUBLISHED);
 			}
 			items[(*count)++] = xstrdup(item);
 		}
@@ -198,23 +195,22 @@ conf_set(struct conf_parse *p, struct conf *c, const struct conf_key *k, const c
 			return conf_fail(p, "%s: \"%s\" is not a whole number", k->name, v);
 		if (n < k->min || n > k->max)
 			return conf_fail(p, "%s: %ld is outside %ld..%ld", k->name, n, k->min,
-					 k->max);
+			                 k->max);
 		*(int *)field = (int)n;
 		return 0;
 	case CONF_DURATION:
 		if (conf_parse_duration(v, &n) == -1)
 			return conf_fail(p, "%s: \"%s\" is not a duration (e.g. 30s, 15m, 3h)",
-					 k->name, v);
+			                 k->name, v);
 		if (n < k->min || n > k->max)
 			return conf_fail(p, "%s: %lds is outside %lds..%lds", k->name, n, k->min,
-					 k->max);
+			                 k->max);
 		*(int *)field = (int)n;
 		return 0;
 	case CONF_BOOL:
 		if (strcmp(v, "on") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
 			*(bool *)field = true;
-		else if (strcmp(v, "off") == 0 || strcmp(v, "no") == 0 ||
-			 strcmp(v, "false") == 0)
+		else if (strcmp(v, "off") == 0 || strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
 			*(bool *)field = false;
 		else
 			return conf_fail(p, "%s: \"%s\" is not on/off", k->name, v);
@@ -222,7 +218,7 @@ conf_set(struct conf_parse *p, struct conf *c, const struct conf_key *k, const c
 	case CONF_LEVEL:
 		if (log_level_parse(v, (enum log_level *)field) == -1)
 			return conf_fail(p, "%s: \"%s\" is not one of error, warn, info, debug",
-					 k->name, v);
+			                 k->name, v);
 		return 0;
 	case CONF_LIST:
 		return conf_set_list(p, c, k, v);
@@ -296,7 +292,7 @@ conf_apply_defaults(struct conf_parse *p, struct conf *c)
 			continue;
 		if (k->flags & CONF_REQUIRED)
 			return conf_fail(p, "missing required key \"%s\" in [%s]", k->name,
-					 k->section);
+			                 k->section);
 		if (conf_set(p, c, k, k->def) == -1)
 			return -1;
 	}
@@ -339,8 +335,8 @@ conf_check_public_url(struct conf_parse *p, struct conf *c)
 	while (len > 0 && host[len - 1] == '/')
 		len--;
 	if (len == 0 || memchr(host, '/', len) || memchr(host, '?', len))
-		return conf_fail(p, "public_url: \"%s\" must be scheme://host[:port] without a path",
-				 u);
+		return conf_fail(
+		    p, "public_url: \"%s\" must be scheme://host[:port] without a path", u);
 	c->public_host = xstrndup(host, len);
 	c->public_url[(size_t)(host - u) + len] = '\0';
 	return 0;
@@ -356,8 +352,7 @@ conf_check(struct conf_parse *p, struct conf *c)
 	if (c->manifest_path[0] != '/')
 		return conf_fail(p, "manifest_path must start with /");
 	if (strchr(c->admin_email, '@') == NULL)
-		return conf_fail(p, "admin_email: \"%s\" is not an e-mail address",
-				 c->admin_email);
+		return conf_fail(p, "admin_email: \"%s\" is not an e-mail address", c->admin_email);
 	if (strncmp(c->registry_url, "https://", 8) != 0 &&
 	    strncmp(c->registry_url, "file://", 7) != 0)
 		return conf_fail(p, "url: registry URL must be https:// or file://");
@@ -464,7 +459,7 @@ conf_keep_unreloadable(struct conf *next, const struct conf *cur)
 		}
 		if (differs)
 			log_warnx("reload: [%s] %s changed; it takes effect only after a restart",
-				  k->section, k->name);
+			          k->section, k->name);
 	}
 	free(next->listen_host);
 	next->listen_host = xstrdup(cur->listen_host);

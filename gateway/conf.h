@@ -22,39 +22,39 @@ struct conf {
 	char *path;
 
 	/* [server] */
-	char *listen;	    /* "127.0.0.1:8443" as written */
-	char *listen_host;  /* "127.0.0.1" */
+	char *listen;      /* "127.0.0.1:8443" as written */
+	char *listen_host; /* "127.0.0.1" */
 	int listen_port;
 	bool tls;
 	char *tls_cert;
 	char *tls_key;
 	int workers;
-	char *public_url;   /* "https://ewp.example.edu" (no trailing slash) */
-	char *public_host;  /* Host partners send: "ewp.example.edu[:port]" */
+	char *public_url;    /* "https://ewp.example.edu" (no trailing slash) */
+	char *public_host;   /* Host partners send: "ewp.example.edu[:port]" */
 	int request_timeout; /* seconds */
 	int drain_timeout;   /* seconds */
-	bool metrics;	     /* serve /metrics and /healthz */
+	bool metrics;        /* serve /metrics and /healthz */
 
 	/* [log] */
 	enum log_level log_level;
 
 	/* [ewp] */
 	char *hei_id;
-	char *hei_name;	    /* in the HEI's own language */
+	char *hei_name; /* in the HEI's own language */
 	char *hei_name_lang;
 	char *hei_name_en;  /* may be NULL */
 	char *erasmus_code; /* may be NULL */
-	char *pic;	    /* may be NULL */
+	char *pic;          /* may be NULL */
 	char *admin_email;
 	char *admin_provider;
-	char *admin_notes;  /* may be NULL */
+	char *admin_notes;   /* may be NULL */
 	char *manifest_path; /* "/ewp/manifest.xml" */
 	int date_window;     /* seconds, >= 300 */
 
 	/* [keys] */
 	char *keys_dir;
-	char *client_key;   /* file name or path of the key signing our requests */
-	char *server_key;   /* file name or path of the key signing our responses */
+	char *client_key; /* file name or path of the key signing our requests */
+	char *server_key; /* file name or path of the key signing our responses */
 	/* extra public keys published during rotation (.pub PEM files) */
 	char *publish_client[CONF_MAX_PUBLISHED];
 	size_t npublish_client;
@@ -62,9 +62,9 @@ struct conf {
 	size_t npublish_server;
 
 	/* [registry] */
-	char *registry_url;   /* https://... or file:///... */
-	int registry_refresh; /* seconds, 60 .. 10800 */
-	char *registry_cache; /* last good catalogue, kept on disk */
+	char *registry_url;     /* https://... or file:///... */
+	int registry_refresh;   /* seconds, 60 .. 10800 */
+	char *registry_cache;   /* last good catalogue, kept on disk */
 	char *registry_ca_file; /* may be NULL */
 };
 

@@ -35,13 +35,13 @@ struct ewpd {
 	struct conf *conf;
 	struct keys_priv *client_key;
 	struct keys_priv *server_key;
-	struct snap *snap;	 /* NULL until a catalogue was loaded */
+	struct snap *snap;       /* NULL until a catalogue was loaded */
 	struct metrics *metrics; /* shared with the other workers */
 	struct nonce_table *nonce;
-	SSL_CTX *tls;		 /* NULL when tls = off */
+	SSL_CTX *tls; /* NULL when tls = off */
 	struct server *server;
-	struct buf manifest;	 /* the Discovery manifest, rebuilt on reload */
-	unsigned inflight;	 /* requests accepted and not yet answered */
+	struct buf manifest; /* the Discovery manifest, rebuilt on reload */
+	unsigned inflight;   /* requests accepted and not yet answered */
 	bool draining;
 	int worker_id;
 };

@@ -10,20 +10,20 @@
 
 #define EWPD_VERSION "0.1.0"
 
-#define EWP_MAX_HEADER_BYTES  (32 * 1024)	/* all request headers together */
-#define EWP_MAX_HEADERS	      100		/* header lines in one request */
-#define EWP_MAX_BODY_BYTES    (4 * 1024 * 1024) /* request body */
-#define EWP_MAX_RESPONSE_BYTES (16 * 1024 * 1024) /* partner response body */
-#define EWP_MAX_PARAMS	      1000		/* form parameters in one request */
-#define EWP_MAX_XML_DEPTH     64		/* element nesting accepted in XML */
+#define EWP_MAX_HEADER_BYTES    (32 * 1024)        /* all request headers together */
+#define EWP_MAX_HEADERS         100                /* header lines in one request */
+#define EWP_MAX_BODY_BYTES      (4 * 1024 * 1024)  /* request body */
+#define EWP_MAX_RESPONSE_BYTES  (16 * 1024 * 1024) /* partner response body */
+#define EWP_MAX_PARAMS          1000               /* form parameters in one request */
+#define EWP_MAX_XML_DEPTH       64                 /* element nesting accepted in XML */
 #define EWP_MAX_CATALOGUE_BYTES (64 * 1024 * 1024)
 
-#define EWP_DATE_WINDOW_SECS  300 /* |now - Date| accepted, spec minimum */
+#define EWP_DATE_WINDOW_SECS 300 /* |now - Date| accepted, spec minimum */
 
 #if defined(__GNUC__)
-#define EWP_MUSTCHECK __attribute__((warn_unused_result))
+#define EWP_MUSTCHECK    __attribute__((warn_unused_result))
 #define EWP_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define EWP_NORETURN __attribute__((noreturn))
+#define EWP_NORETURN     __attribute__((noreturn))
 #else
 #define EWP_MUSTCHECK
 #define EWP_PRINTF(f, a)

@@ -14,9 +14,9 @@
 #include "ewpd.h"
 
 struct fetch_opts {
-	const char *url;	/* https://... or file:///... */
-	const char *ca_file;	/* NULL: system CA store */
-	const char *etag;	/* from the last 200, or NULL */
+	const char *url;           /* https://... or file:///... */
+	const char *ca_file;       /* NULL: system CA store */
+	const char *etag;          /* from the last 200, or NULL */
 	const char *last_modified; /* from the last 200, or NULL */
 	long timeout_secs;
 	size_t max_bytes;
@@ -25,11 +25,11 @@ struct fetch_opts {
 enum fetch_status { FETCH_ERROR = -1, FETCH_OK = 0, FETCH_NOT_MODIFIED = 1 };
 
 struct fetch_result {
-	struct buf body;	/* the document on FETCH_OK */
-	char *etag;		/* owned, may be NULL */
-	char *last_modified;	/* owned, may be NULL */
-	long http_status;	/* 0 for file:// */
-	char error[256];	/* why, on FETCH_ERROR */
+	struct buf body;     /* the document on FETCH_OK */
+	char *etag;          /* owned, may be NULL */
+	char *last_modified; /* owned, may be NULL */
+	long http_status;    /* 0 for file:// */
+	char error[256];     /* why, on FETCH_ERROR */
 };
 
 /* Always initialises res; release it with fetch_result_free(). */

@@ -24,8 +24,8 @@ struct form {
 };
 
 /* Parses data into f (always initialised). -1 with a reason in err. */
-int form_parse(const char *data, size_t len, struct form *f, char *err, size_t errlen)
-    EWP_MUSTCHECK;
+int form_parse(const char *data, size_t len, struct form *f, char *err,
+               size_t errlen) EWP_MUSTCHECK;
 void form_free(struct form *f);
 size_t form_count(const struct form *f, const char *name);
 /* First value of name, or NULL; lent until form_free(). */

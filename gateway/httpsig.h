@@ -37,21 +37,21 @@ struct httpsig_msg {
 /* Why a message was refused; also the label of the failure metric. */
 enum httpsig_reason {
 	HTTPSIG_OK = 0,
-	HTTPSIG_UNSIGNED,	    /* no Authorization: Signature -> 401 */
-	HTTPSIG_BAD_PARAMS,	    /* unparseable signature parameters -> 400 */
-	HTTPSIG_BAD_ALGORITHM,	    /* not rsa-sha256 -> 400 */
-	HTTPSIG_MISSING_SIGNED,	    /* a required header not in headers="" -> 400 */
-	HTTPSIG_MISSING_HEADER,	    /* a header listed in headers="" is absent -> 400 */
-	HTTPSIG_DUPLICATE_HEADER,   /* a signed security header sent twice -> 400 */
-	HTTPSIG_BAD_HOST,	    /* Host differs from ours -> 400 */
-	HTTPSIG_UNKNOWN_KEY,	    /* keyId not a client key in the catalogue -> 403 */
-	HTTPSIG_SERVER_KEY,	    /* keyId is only a server key -> 403 */
-	HTTPSIG_BAD_DATE,	    /* Date/Original-Date unparseable or off -> 400 */
-	HTTPSIG_BAD_REQUEST_ID,	    /* X-Request-Id missing or not a canonical UUID -> 400 */
-	HTTPSIG_REPLAY,		    /* X-Request-Id seen within the window -> 400 */
-	HTTPSIG_BAD_SIGNATURE,	    /* signature does not verify -> 400 */
-	HTTPSIG_BAD_DIGEST,	    /* Digest missing, no SHA-256, or mismatch -> 400 */
-	HTTPSIG_RESPONSE_MISMATCH,  /* client side: X-Request-Id/-Signature not ours */
+	HTTPSIG_UNSIGNED,          /* no Authorization: Signature -> 401 */
+	HTTPSIG_BAD_PARAMS,        /* unparseable signature parameters -> 400 */
+	HTTPSIG_BAD_ALGORITHM,     /* not rsa-sha256 -> 400 */
+	HTTPSIG_MISSING_SIGNED,    /* a required header not in headers="" -> 400 */
+	HTTPSIG_MISSING_HEADER,    /* a header listed in headers="" is absent -> 400 */
+	HTTPSIG_DUPLICATE_HEADER,  /* a signed security header sent twice -> 400 */
+	HTTPSIG_BAD_HOST,          /* Host differs from ours -> 400 */
+	HTTPSIG_UNKNOWN_KEY,       /* keyId not a client key in the catalogue -> 403 */
+	HTTPSIG_SERVER_KEY,        /* keyId is only a server key -> 403 */
+	HTTPSIG_BAD_DATE,          /* Date/Original-Date unparseable or off -> 400 */
+	HTTPSIG_BAD_REQUEST_ID,    /* X-Request-Id missing or not a canonical UUID -> 400 */
+	HTTPSIG_REPLAY,            /* X-Request-Id seen within the window -> 400 */
+	HTTPSIG_BAD_SIGNATURE,     /* signature does not verify -> 400 */
+	HTTPSIG_BAD_DIGEST,        /* Digest missing, no SHA-256, or mismatch -> 400 */
+	HTTPSIG_RESPONSE_MISMATCH, /* client side: X-Request-Id/-Signature not ours */
 	HTTPSIG_REASON_COUNT
 };
 
@@ -65,14 +65,14 @@ enum httpsig_key_kind {
 	HTTPSIG_KEY_SERVER_ONLY
 };
 typedef enum httpsig_key_kind httpsig_key_lookup_cb(void *arg, const char *keyid,
-						      const struct keys_pub **pub);
+                                                    const struct keys_pub **pub);
 /* Returns true if this request id was already used (and records it if not). */
 typedef bool httpsig_replay_cb(void *arg, const char *request_id, time_t now);
 
 struct httpsig_verify_opts {
 	const char *expected_host; /* compared case-insensitively; NULL skips */
 	time_t now;
-	int max_skew;		   /* seconds, >= EWP_DATE_WINDOW_SECS */
+	int max_skew; /* seconds, >= EWP_DATE_WINDOW_SECS */
 	httpsig_key_lookup_cb *lookup;
 	void *lookup_arg;
 	httpsig_replay_cb *replay; /* NULL: no replay check */
@@ -80,12 +80,12 @@ struct httpsig_verify_opts {
 };
 
 struct httpsig_verdict {
-	int status;		   /* 200, 400, 401 or 403 */
+	int status; /* 200, 400, 401 or 403 */
 	enum httpsig_reason reason;
-	char message[512];	   /* precise developer-message on failure */
+	char message[512]; /* precise developer-message on failure */
 	char keyid[CODEC_SHA256_HEX_LEN + 1];
 	char request_id[CODEC_UUID_LEN + 1];
-	char *signature;	   /* the request's signature parameter (owned) */
+	char *signature; /* the request's signature parameter (owned) */
 	/* lower-case names from headers="", in order, owned */
 	char *signed_headers[HTTPSIG_MAX_SIGNED_HEADERS];
 	size_t nsigned;
@@ -96,7 +96,7 @@ struct httpsig_verdict {
  * Always fills v (free it with httpsig_verdict_free). Returns v->status.
  */
 int httpsig_verify_request(const struct httpsig_msg *m, const struct httpsig_verify_opts *o,
-			   struct httpsig_verdict *v);
+                           struct httpsig_verdict *v);
 void httpsig_verdict_free(struct httpsig_verdict *v);
 /* True when name (any case) is among the verdict's signed headers. */
 bool httpsig_verdict_signed(const struct httpsig_verdict *v, const char *name);
@@ -109,7 +109,7 @@ void httpsig_digest_value(const void *body, size_t len, char *out, size_t outlen
  * ("expected X, received Y") otherwise.
  */
 int httpsig_check_digest(const char *header_value, const void *body, size_t len, char *msg,
-			 size_t msglen) EWP_MUSTCHECK;
+                         size_t msglen) EWP_MUSTCHECK;
 /* True when an Accept-Signature value lists rsa-sha256 (any case). */
 bool httpsig_accepts_rsa_sha256(const char *accept_signature);
 
@@ -133,8 +133,8 @@ const char *httpsig_out_get(const struct httpsig_out *o, const char *name);
  * not NULL), and Signature. Returns -1 only on an OpenSSL failure.
  */
 int httpsig_sign_response(const struct keys_priv *key, const void *body, size_t len,
-			  const char *request_id, const char *request_signature, time_t now,
-			  struct httpsig_out *out) EWP_MUSTCHECK;
+                          const char *request_id, const char *request_signature, time_t now,
+                          struct httpsig_out *out) EWP_MUSTCHECK;
 
 /*
  * Client side: the headers to add to a request: Host, Date, Digest,
@@ -144,8 +144,8 @@ int httpsig_sign_response(const struct keys_priv *key, const void *body, size_t 
  * default).
  */
 int httpsig_sign_request(const struct keys_priv *key, const char *method, const char *target,
-			 const char *host, const void *body, size_t len, time_t now,
-			 struct httpsig_out *out) EWP_MUSTCHECK;
+                         const char *host, const void *body, size_t len, time_t now,
+                         struct httpsig_out *out) EWP_MUSTCHECK;
 
 /*
  * Client side: verifies a partner's response (ewp-notes 2.5): X-Request-Id
@@ -165,8 +165,8 @@ struct httpsig_response_opts {
 	httpsig_key_lookup_cb *lookup;
 	void *lookup_arg;
 };
-int httpsig_verify_response(const struct httpsig_header *headers, size_t nheaders,
-			    const void *body, size_t len, const struct httpsig_response_opts *o,
-			    struct httpsig_verdict *v);
+int httpsig_verify_response(const struct httpsig_header *headers, size_t nheaders, const void *body,
+                            size_t len, const struct httpsig_response_opts *o,
+                            struct httpsig_verdict *v);
 
 #endif

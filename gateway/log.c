@@ -70,10 +70,10 @@ log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix
 	/* One write per line so that lines of several workers do not mix. */
 	if (suffix)
 		dprintf(STDERR_FILENO, "%s.%03ldZ %s[%d] %s: %s: %s\n", stamp, ts.tv_nsec / 1000000,
-			log_tag, (int)getpid(), log_names[level], msg, suffix);
+		        log_tag, (int)getpid(), log_names[level], msg, suffix);
 	else
 		dprintf(STDERR_FILENO, "%s.%03ldZ %s[%d] %s: %s\n", stamp, ts.tv_nsec / 1000000,
-			log_tag, (int)getpid(), log_names[level], msg);
+		        log_tag, (int)getpid(), log_names[level], msg);
 }
 
 #define LOG_FN(name, level, with_errno)                                                            \

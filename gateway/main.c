@@ -24,20 +24,20 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: ewpd [-n] [-c file]\n"
-		"\n"
-		"The SMILE EWP gateway: serves the Erasmus Without Paper APIs of one\n"
-		"institution with HTTP Signatures, in the foreground, logging to stderr.\n"
-		"\n"
-		"  -c file   configuration file (default " DEFAULT_CONF ")\n"
-		"  -n        check the configuration, keys, TLS files and catalogue, then exit\n"
-		"  -V        print the version and exit\n"
-		"  -h        this help\n"
-		"\n"
-		"Signals: HUP reloads configuration, keys, TLS and catalogue without\n"
-		"dropping connections; TERM drains in-flight requests and exits (a second\n"
-		"TERM exits at once).\n"
-		"See conf/ewpd.conf.example for every setting.\n");
+	        "usage: ewpd [-n] [-c file]\n"
+	        "\n"
+	        "The SMILE EWP gateway: serves the Erasmus Without Paper APIs of one\n"
+	        "institution with HTTP Signatures, in the foreground, logging to stderr.\n"
+	        "\n"
+	        "  -c file   configuration file (default " DEFAULT_CONF ")\n"
+	        "  -n        check the configuration, keys, TLS files and catalogue, then exit\n"
+	        "  -V        print the version and exit\n"
+	        "  -h        this help\n"
+	        "\n"
+	        "Signals: HUP reloads configuration, keys, TLS and catalogue without\n"
+	        "dropping connections; TERM drains in-flight requests and exits (a second\n"
+	        "TERM exits at once).\n"
+	        "See conf/ewpd.conf.example for every setting.\n");
 }
 
 int

@@ -13,12 +13,13 @@
 #include "xmalloc.h"
 #include "xmlw.h"
 
-#define DISCOVERY_NS "https://github.com/erasmus-without-paper/ewp-specs-api-discovery/tree/stable-v6"
+#define DISCOVERY_NS                                                                               \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-discovery/tree/stable-v6"
 #define COMMON_NS                                                                                  \
-	"https://github.com/erasmus-without-paper/ewp-specs-architecture/blob/stable-v1/"         \
+	"https://github.com/erasmus-without-paper/ewp-specs-architecture/blob/stable-v1/"          \
 	"common-types.xsd"
-#define SEC_NS	 "https://github.com/erasmus-without-paper/ewp-specs-sec-intro/tree/stable-v2"
-#define REG_NS	 "https://github.com/erasmus-without-paper/ewp-specs-api-registry/tree/stable-v1"
+#define SEC_NS "https://github.com/erasmus-without-paper/ewp-specs-sec-intro/tree/stable-v2"
+#define REG_NS "https://github.com/erasmus-without-paper/ewp-specs-api-registry/tree/stable-v1"
 
 /* base64 DER of the public key in a PEM .pub file; caller frees. */
 static char *
@@ -53,12 +54,12 @@ manifest_read_pub(const char *path, char *err, size_t errlen)
 
 static int
 manifest_keys(const struct conf *c, const char *element, const struct keys_priv *k,
-	      char *const *extra, size_t nextra, struct buf *out, char *err, size_t errlen)
+              char *const *extra, size_t nextra, struct buf *out, char *err, size_t errlen)
 {
 	if (buf_printf(out, "<%s>", element) == -1)
 		return -1;
-	if (k && buf_printf(out, "<rsa-public-key>%s</rsa-public-key>", keys_priv_public_b64(k)) ==
-		     -1)
+	if (k &&
+	    buf_printf(out, "<rsa-public-key>%s</rsa-public-key>", keys_priv_public_b64(k)) == -1)
 		return -1;
 	for (size_t i = 0; i < nextra; i++) {
 		char *path = conf_key_path(c, extra[i]);
@@ -94,14 +95,14 @@ manifest_hei(const struct conf *c, struct buf *out)
 }
 
 int
-manifest_build(const struct conf *c, const struct keys_priv *client,
-	       const struct keys_priv *server, struct buf *out, char *err, size_t errlen)
+manifest_build(const struct conf *c, const struct keys_priv *client, const struct keys_priv *server,
+               struct buf *out, char *err, size_t errlen)
 {
 	int rc;
 
 	snprintf(err, errlen, "manifest too large");
 	rc = buf_addstr(out, XMLW_DECL "<manifest xmlns=\"" DISCOVERY_NS "\" xmlns:ewp=\"" COMMON_NS
-				     "\" xmlns:sec=\"" SEC_NS "\" xmlns:r=\"" REG_NS "\"><host>");
+	                               "\" xmlns:sec=\"" SEC_NS "\" xmlns:r=\"" REG_NS "\"><host>");
 	rc = rc ?: xmlw_elem(out, "ewp:admin-email", c->admin_email);
 	rc = rc ?: xmlw_elem(out, "ewp:admin-provider", c->admin_provider);
 	if (c->admin_notes[0])
@@ -114,9 +115,9 @@ manifest_build(const struct conf *c, const struct keys_priv *client,
 	if (rc == -1)
 		return -1;
 	if (manifest_keys(c, "client-credentials-in-use", client, c->publish_client,
-			  c->npublish_client, out, err, errlen) == -1 ||
+	                  c->npublish_client, out, err, errlen) == -1 ||
 	    manifest_keys(c, "server-credentials-in-use", server, c->publish_server,
-			  c->npublish_server, out, err, errlen) == -1)
+	                  c->npublish_server, out, err, errlen) == -1)
 		return -1;
 	return buf_addstr(out, "</host></manifest>\n");
 }

@@ -19,7 +19,7 @@
  * cannot be read.
  */
 int manifest_build(const struct conf *c, const struct keys_priv *client,
-		   const struct keys_priv *server, struct buf *out, char *err, size_t errlen)
-    EWP_MUSTCHECK;
+                   const struct keys_priv *server, struct buf *out, char *err,
+                   size_t errlen) EWP_MUSTCHECK;
 
 #endif

@@ -5,12 +5,12 @@
 #include "shm.h"
 
 static const int metrics_statuses[METRICS_NSTATUS] = {200, 304, 400, 401, 403, 404,
-						      405, 413, 415, 500, 503, 0};
+                                                      405, 413, 415, 500, 503, 0};
 /* Upper bounds in microseconds: 0.25 ms .. 10 s. */
 static const uint64_t metrics_bounds[METRICS_NBUCKETS] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 500000, 1000000, 10000000};
 static const char *const metrics_api_names[METRICS_API_COUNT] = {"manifest", "echo", "healthz",
-								 "metrics", "other"};
+                                                                 "metrics", "other"};
 
 struct metrics *
 metrics_new(void)
@@ -76,7 +76,7 @@ static int
 metrics_render_requests(const struct metrics *m, struct buf *out)
 {
 	int rc = buf_addstr(out, "# HELP ewpd_requests_total HTTP requests answered, by API and "
-				 "status.\n# TYPE ewpd_requests_total counter\n");
+	                         "status.\n# TYPE ewpd_requests_total counter\n");
 
 	for (int a = 0; a < METRICS_API_COUNT && rc == 0; a++) {
 		for (int s = 0; s < METRICS_NSTATUS && rc == 0; s++) {
@@ -84,13 +84,14 @@ metrics_render_requests(const struct metrics *m, struct buf *out)
 			if (v == 0)
 				continue;
 			if (metrics_statuses[s])
-				rc = buf_printf(out, "ewpd_requests_total{api=\"%s\",status=\"%d\"} %llu\n",
-						metrics_api_names[a], metrics_statuses[s],
-						(unsigned long long)v);
+				rc = buf_printf(
+				    out, "ewpd_requests_total{api=\"%s\",status=\"%d\"} %llu\n",
+				    metrics_api_names[a], metrics_statuses[s],
+				    (unsigned long long)v);
 			else
-				rc = buf_printf(out,
-						"ewpd_requests_total{api=\"%s\",status=\"other\"} %llu\n",
-						metrics_api_names[a], (unsigned long long)v);
+				rc = buf_printf(
+				    out, "ewpd_requests_total{api=\"%s\",status=\"other\"} %llu\n",
+				    metrics_api_names[a], (unsigned long long)v);
 		}
 	}
 	return rc;
@@ -100,13 +101,13 @@ static int
 metrics_render_sigfail(const struct metrics *m, struct buf *out)
 {
 	int rc = buf_addstr(out, "# HELP ewpd_signature_failures_total Requests refused by the "
-				 "HTTP Signature checks, by reason.\n"
-				 "# TYPE ewpd_signature_failures_total counter\n");
+	                         "HTTP Signature checks, by reason.\n"
+	                         "# TYPE ewpd_signature_failures_total counter\n");
 
 	for (int r = HTTPSIG_OK + 1; r < HTTPSIG_REASON_COUNT && rc == 0; r++)
 		rc = buf_printf(out, "ewpd_signature_failures_total{reason=\"%s\"} %llu\n",
-				httpsig_reason_name((enum httpsig_reason)r),
-				(unsigned long long)metrics_get(&m->sigfail[r]));
+		                httpsig_reason_name((enum httpsig_reason)r),
+		                (unsigned long long)metrics_get(&m->sigfail[r]));
 	return rc;
 }
 
@@ -114,8 +115,8 @@ static int
 metrics_render_latency(const struct metrics *m, struct buf *out)
 {
 	int rc = buf_addstr(out, "# HELP ewpd_request_duration_seconds Time from request to "
-				 "response, by API.\n"
-				 "# TYPE ewpd_request_duration_seconds histogram\n");
+	                         "response, by API.\n"
+	                         "# TYPE ewpd_request_duration_seconds histogram\n");
 
 	for (int a = 0; a < METRICS_API_COUNT && rc == 0; a++) {
 		uint64_t cum = 0;
@@ -123,21 +124,21 @@ metrics_render_latency(const struct metrics *m, struct buf *out)
 			cum += metrics_get(&m->buckets[a][b]);
 			if (b < METRICS_NBUCKETS)
 				rc = buf_printf(out,
-						"ewpd_request_duration_seconds_bucket{api=\"%s\","
-						"le=\"%g\"} %llu\n",
-						metrics_api_names[a], metrics_bounds[b] / 1e6,
-						(unsigned long long)cum);
+				                "ewpd_request_duration_seconds_bucket{api=\"%s\","
+				                "le=\"%g\"} %llu\n",
+				                metrics_api_names[a], metrics_bounds[b] / 1e6,
+				                (unsigned long long)cum);
 			else
-				rc = buf_printf(out,
-						"ewpd_request_duration_seconds_bucket{api=\"%s\","
-						"le=\"+Inf\"} %llu\n"
-						"ewpd_request_duration_seconds_sum{api=\"%s\"} %.6f\n"
-						"ewpd_request_duration_seconds_count{api=\"%s\"} "
-						"%llu\n",
-						metrics_api_names[a], (unsigned long long)cum,
-						metrics_api_names[a],
-						metrics_get(&m->sum_us[a]) / 1e6,
-						metrics_api_names[a], (unsigned long long)cum);
+				rc = buf_printf(
+				    out,
+				    "ewpd_request_duration_seconds_bucket{api=\"%s\","
+				    "le=\"+Inf\"} %llu\n"
+				    "ewpd_request_duration_seconds_sum{api=\"%s\"} %.6f\n"
+				    "ewpd_request_duration_seconds_count{api=\"%s\"} "
+				    "%llu\n",
+				    metrics_api_names[a], (unsigned long long)cum,
+				    metrics_api_names[a], metrics_get(&m->sum_us[a]) / 1e6,
+				    metrics_api_names[a], (unsigned long long)cum);
 		}
 	}
 	return rc;

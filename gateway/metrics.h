@@ -21,7 +21,7 @@ enum metrics_api {
 	METRICS_API_COUNT
 };
 
-#define METRICS_NSTATUS 12
+#define METRICS_NSTATUS  12
 #define METRICS_NBUCKETS 12
 
 struct metrics {

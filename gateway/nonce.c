@@ -113,7 +113,7 @@ nonce_seen(struct nonce_table *t, const char *id, time_t now, int ttl)
 	/* A lost race means another worker stored an id here at the same
 	 * instant; retrying once keeps the table consistent enough. */
 	if (!__atomic_compare_exchange_n(&t->slots[idx], &old, mine, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
+	                                 __ATOMIC_ACQUIRE))
 		__atomic_store_n(&t->slots[idx], mine, __ATOMIC_RELEASE);
 	/* Two workers racing on the same id both see it twice: both refuse. */
 	for (size_t i = 0; i < NONCE_PROBES; i++) {

@@ -22,7 +22,7 @@
 #include "xmlw.h"
 
 #define COMMON_TYPES_NS                                                                            \
-	"https://github.com/erasmus-without-paper/ewp-specs-architecture/blob/stable-v1/"         \
+	"https://github.com/erasmus-without-paper/ewp-specs-architecture/blob/stable-v1/"          \
 	"common-types.xsd"
 
 static const char *
@@ -168,7 +168,7 @@ req_sign_reply(struct req *rq, const char *body, size_t len, time_t now)
 	if (rq->d->server_key == NULL)
 		return;
 	if (httpsig_sign_response(rq->d->server_key, body, len, rid, rq->verdict.signature, now,
-				  &sig) == -1) {
+	                          &sig) == -1) {
 		log_warnx("could not sign the response to %s %s", rq->method, rq->path);
 		return;
 	}
@@ -198,10 +198,10 @@ req_log_reply(const struct req *rq, int status, uint64_t us)
 
 	if (status >= 500)
 		log_warnx("%s %s %d %.2fms key=%.12s rid=%s", rq->method, rq->path, status,
-			  us / 1000.0, key, rid);
+		          us / 1000.0, key, rid);
 	else if (log_enabled(LOG_LEVEL_INFO))
 		log_info("%s %s %d %.2fms key=%.12s rid=%s", rq->method, rq->path, status,
-			 us / 1000.0, key, rid);
+		         us / 1000.0, key, rid);
 }
 
 void

@@ -25,24 +25,24 @@ struct evhttp_request;
 struct req {
 	struct ewpd *d;
 	struct evhttp_request *ev;
-	const char *method; /* "GET", "POST", ... */
-	const char *target; /* path and query exactly as received */
-	char *path;	    /* target up to '?' */
-	const char *query;  /* after '?', or "" */
+	const char *method;             /* "GET", "POST", ... */
+	const char *target;             /* path and query exactly as received */
+	char *path;                     /* target up to '?' */
+	const char *query;              /* after '?', or "" */
 	struct httpsig_header *headers; /* as received, order and duplicates kept */
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
-	struct form form;   /* parameters (query for GET, body for POST) */
+	struct form form; /* parameters (query for GET, body for POST) */
 	struct httpsig_verdict verdict;
 	bool authenticated;
-	struct snap *snap;  /* catalogue the caller was checked against */
+	struct snap *snap; /* catalogue the caller was checked against */
 	const char *const *caller_heis;
 	size_t ncaller_heis;
 	enum metrics_api metric;
 	struct timespec start;
 	bool sign_response; /* Accept-Signature asked for rsa-sha256 */
-	bool close;	    /* send Connection: close */
+	bool close;         /* send Connection: close */
 };
 
 /* Builds a request from evhttp's; NULL after answering it when unusable. */
@@ -55,8 +55,7 @@ size_t req_header_count(const struct req *rq, const char *name);
 void req_keep_signed_headers(struct req *rq);
 
 /* Sends the reply, signs it when asked, logs it, frees rq. */
-void req_reply(struct req *rq, int status, const char *content_type, const char *body,
-	       size_t len);
+void req_reply(struct req *rq, int status, const char *content_type, const char *body, size_t len);
 /* An EWP <error-response> with a developer-message; frees rq. */
 void req_error(struct req *rq, int status, const char *fmt, ...) EWP_PRINTF(3, 4);
 /* Adds a header to the reply (before req_reply). */

@@ -32,8 +32,8 @@ static int
 server_bind(const char *host, int port, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	char portstr[8];
 	int fd, one = 1, rc;
@@ -41,7 +41,7 @@ server_bind(const char *host, int port, char *err, size_t errlen)
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	if ((rc = getaddrinfo(host, portstr, &hints, &ai)) != 0) {
 		snprintf(err, errlen, "listen %s:%d: %s (give a numeric address)", host, port,
-			 gai_strerror(rc));
+		         gai_strerror(rc));
 		return -1;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -67,7 +67,7 @@ server_tls_bev_cb(struct event_base *base, void *arg)
 	if (ssl == NULL)
 		return NULL;
 	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	                                      BEV_OPT_CLOSE_ON_FREE);
 }
 
 /*
@@ -153,8 +153,8 @@ server_new(struct ewpd *d, char *err, size_t errlen)
 	evhttp_set_max_body_size(s->http, EWP_MAX_BODY_BYTES);
 	evhttp_set_default_content_type(s->http, "text/xml; charset=utf-8");
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	server_reconfigure(s, d->conf);
 	evhttp_set_gencb(s->http, server_request_cb, s);
 	if (d->conf->tls)

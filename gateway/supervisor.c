@@ -22,7 +22,7 @@
 #include "xmalloc.h"
 
 #define SUP_MAX_WORKERS 64
-#define SUP_RETRY_SECS 60 /* after a failed catalogue fetch */
+#define SUP_RETRY_SECS  60 /* after a failed catalogue fetch */
 #define SUP_NONCE_SLOTS (1u << 19)
 
 struct supervisor {
@@ -56,7 +56,7 @@ sup_notify(const char *state)
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return;
 	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) == -1)
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) == -1)
 		log_warn("sd_notify");
 	close(fd);
 }
@@ -102,11 +102,11 @@ static enum sup_refresh
 sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen)
 {
 	struct fetch_opts o = {.url = c->registry_url,
-			       .ca_file = c->registry_ca_file[0] ? c->registry_ca_file : NULL,
-			       .etag = s ? s->etag : NULL,
-			       .last_modified = s ? s->last_modified : NULL,
-			       .timeout_secs = 60,
-			       .max_bytes = EWP_MAX_CATALOGUE_BYTES};
+	                       .ca_file = c->registry_ca_file[0] ? c->registry_ca_file : NULL,
+	                       .etag = s ? s->etag : NULL,
+	                       .last_modified = s ? s->last_modified : NULL,
+	                       .timeout_secs = 60,
+	                       .max_bytes = EWP_MAX_CATALOGUE_BYTES};
 	struct fetch_result res;
 	enum fetch_status st = fetch_url(&o, &res);
 	unsigned char digest[CODEC_SHA256_LEN];
@@ -132,9 +132,9 @@ sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen
 		goto out;
 	if (s) {
 		__atomic_store_n(&s->metrics->registry_heis, (uint64_t)registry_hei_count(r),
-				 __ATOMIC_RELAXED);
+		                 __ATOMIC_RELAXED);
 		__atomic_store_n(&s->metrics->registry_loaded_at, (int64_t)time(NULL),
-				 __ATOMIC_RELAXED);
+		                 __ATOMIC_RELAXED);
 	}
 	registry_free(r);
 	if (sup_write_cache(c->registry_cache, &res.body, msg, msglen) == -1)
@@ -186,8 +186,7 @@ sup_refresh_now(struct supervisor *s)
 
 	if (rc == SUP_REFRESH_FAILED) {
 		metrics_add(&s->metrics->registry_failures, 1);
-		log_warnx("%s; keeping the last good catalogue, retry in %ds", msg,
-			  SUP_RETRY_SECS);
+		log_warnx("%s; keeping the last good catalogue, retry in %ds", msg, SUP_RETRY_SECS);
 		s->next_refresh = time(NULL) + SUP_RETRY_SECS;
 		return;
 	}
@@ -233,8 +232,8 @@ sup_reap(struct supervisor *s)
 			if (s->stopping)
 				break;
 			log_warnx("worker %d (pid %d) %s %d; restarting it", i, (int)pid,
-				  WIFSIGNALED(status) ? "killed by signal" : "exited with",
-				  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			          WIFSIGNALED(status) ? "killed by signal" : "exited with",
+			          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			metrics_add(&s->metrics->worker_restarts, 1);
 			/* A worker dying at birth must not make us spin. */
 			if (time(NULL) - s->started[i] < 1)
@@ -327,7 +326,7 @@ supervisor_run(struct worker_assets *a)
 	for (int i = 0; i < s.nworkers; i++)
 		sup_spawn(&s, i);
 	log_info("ewpd started: %d workers, public URL %s, HEI %s", s.nworkers,
-		 s.a.conf->public_url, s.a.conf->hei_id);
+	         s.a.conf->public_url, s.a.conf->hei_id);
 	sup_notify("READY=1");
 	for (;;) {
 		time_t now = time(NULL);

@@ -19,7 +19,6 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-
 struct worker {
 	struct ewpd d;
 	struct event *sig_hup, *sig_usr2, *sig_term, *sig_int, *drain_timer;
@@ -55,8 +54,8 @@ worker_load_key(const struct conf *c, const char *name, char *err, size_t errlen
 }
 
 int
-worker_assets_load(const char *path, const struct conf *running, struct worker_assets *a,
-		   char *err, size_t errlen)
+worker_assets_load(const char *path, const struct conf *running, struct worker_assets *a, char *err,
+                   size_t errlen)
 {
 	memset(a, 0, sizeof(*a));
 	buf_init(&a->manifest, 1024 * 1024);
@@ -74,8 +73,7 @@ worker_assets_load(const char *path, const struct conf *running, struct worker_a
 	if (a->conf->tls &&
 	    (a->tls = tls_server_ctx(a->conf->tls_cert, a->conf->tls_key, err, errlen)) == NULL)
 		goto fail;
-	if (manifest_build(a->conf, a->client_key, a->server_key, &a->manifest, err, errlen) ==
-	    -1)
+	if (manifest_build(a->conf, a->client_key, a->server_key, &a->manifest, err, errlen) == -1)
 		goto fail;
 	return 0;
 fail:
@@ -99,10 +97,10 @@ static void
 worker_adopt(struct ewpd *d, struct worker_assets *a)
 {
 	struct worker_assets old = {.conf = d->conf,
-				    .client_key = d->client_key,
-				    .server_key = d->server_key,
-				    .tls = d->tls,
-				    .manifest = d->manifest};
+	                            .client_key = d->client_key,
+	                            .server_key = d->server_key,
+	                            .tls = d->tls,
+	                            .manifest = d->manifest};
 
 	d->conf = a->conf;
 	d->client_key = a->client_key;
@@ -131,7 +129,7 @@ worker_load_registry(struct ewpd *d)
 	snap_unref(d->snap); /* requests holding the old one keep it alive */
 	d->snap = s;
 	log_debug("catalogue loaded: %zu hosts, %zu HEIs, %zu keys", registry_host_count(r),
-		  registry_hei_count(r), registry_key_count(r));
+	          registry_hei_count(r), registry_key_count(r));
 }
 
 static void
@@ -231,7 +229,7 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	w.sig_term = worker_signal(&w, SIGTERM);
 	w.sig_int = worker_signal(&w, SIGINT);
 	log_info("worker %d serving %s on %s", id, w.d.conf->tls ? "https" : "http",
-		 w.d.conf->listen);
+	         w.d.conf->listen);
 	event_base_dispatch(w.d.base);
 
 	server_free(w.d.server);
@@ -243,10 +241,10 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 		event_free(w.drain_timer);
 	snap_unref(w.d.snap);
 	struct worker_assets left = {.conf = w.d.conf,
-				     .client_key = w.d.client_key,
-				     .server_key = w.d.server_key,
-				     .tls = w.d.tls,
-				     .manifest = w.d.manifest};
+	                             .client_key = w.d.client_key,
+	                             .server_key = w.d.server_key,
+	                             .tls = w.d.tls,
+	                             .manifest = w.d.manifest};
 	worker_assets_free(&left);
 	event_base_free(w.d.base);
 	log_debug("worker %d stopped", id);

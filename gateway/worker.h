@@ -30,7 +30,7 @@ struct worker_assets {
  * is given, settings that need a restart keep their running values.
  */
 int worker_assets_load(const char *path, const struct conf *running, struct worker_assets *a,
-		       char *err, size_t errlen) EWP_MUSTCHECK;
+                       char *err, size_t errlen) EWP_MUSTCHECK;
 void worker_assets_free(struct worker_assets *a);
 
 /* Runs a worker until it is told to stop; returns the exit status. */

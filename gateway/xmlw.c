@@ -52,7 +52,7 @@ xmlw_elem(struct buf *b, const char *name, const char *text)
 
 int
 xmlw_elem_attr(struct buf *b, const char *name, const char *attr, const char *value,
-	       const char *text)
+               const char *text)
 {
 	if (buf_printf(b, "<%s %s=\"", name, attr) == -1 || xmlw_escape(b, value) == -1 ||
 	    buf_addstr(b, "\">") == -1 || xmlw_escape(b, text) == -1)

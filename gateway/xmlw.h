@@ -20,6 +20,6 @@ int xmlw_escape(struct buf *b, const char *s) EWP_MUSTCHECK;
 int xmlw_elem(struct buf *b, const char *name, const char *text) EWP_MUSTCHECK;
 /* <name attr="escaped value">escaped text</name> */
 int xmlw_elem_attr(struct buf *b, const char *name, const char *attr, const char *value,
-		   const char *text) EWP_MUSTCHECK;
+                   const char *text) EWP_MUSTCHECK;
 
 #endif

@@ -21,19 +21,18 @@ const struct api_entry *const api_table[] = {
 int
 api_manifest_http_security(struct buf *out)
 {
-	return buf_addstr(
-	    out, "<http-security>"
-		 "<sec:client-auth-methods>"
-		 "<httpsig xmlns=\"https://github.com/erasmus-without-paper/"
-		 "ewp-specs-sec-cliauth-httpsig/tree/stable-v1\"/>"
-		 "</sec:client-auth-methods>"
-		 "<sec:server-auth-methods>"
-		 "<tlscert xmlns=\"https://github.com/erasmus-without-paper/"
-		 "ewp-specs-sec-srvauth-tlscert/tree/stable-v1\"/>"
-		 "<httpsig xmlns=\"https://github.com/erasmus-without-paper/"
-		 "ewp-specs-sec-srvauth-httpsig/tree/stable-v1\"/>"
-		 "</sec:server-auth-methods>"
-		 "</http-security>");
+	return buf_addstr(out, "<http-security>"
+	                       "<sec:client-auth-methods>"
+	                       "<httpsig xmlns=\"https://github.com/erasmus-without-paper/"
+	                       "ewp-specs-sec-cliauth-httpsig/tree/stable-v1\"/>"
+	                       "</sec:client-auth-methods>"
+	                       "<sec:server-auth-methods>"
+	                       "<tlscert xmlns=\"https://github.com/erasmus-without-paper/"
+	                       "ewp-specs-sec-srvauth-tlscert/tree/stable-v1\"/>"
+	                       "<httpsig xmlns=\"https://github.com/erasmus-without-paper/"
+	                       "ewp-specs-sec-srvauth-httpsig/tree/stable-v1\"/>"
+	                       "</sec:server-auth-methods>"
+	                       "</http-security>");
 }
 
 static const char *
@@ -81,21 +80,22 @@ api_authenticate(struct req *rq)
 {
 	struct ewpd *d = rq->d;
 	struct httpsig_msg m = {.method = rq->method,
-				.target = rq->target,
-				.headers = rq->headers,
-				.nheaders = rq->nheaders,
-				.body = rq->body,
-				.body_len = rq->body_len};
+	                        .target = rq->target,
+	                        .headers = rq->headers,
+	                        .nheaders = rq->nheaders,
+	                        .body = rq->body,
+	                        .body_len = rq->body_len};
 	struct httpsig_verify_opts o = {.expected_host = d->conf->public_host,
-					.now = time(NULL),
-					.max_skew = d->conf->date_window,
-					.lookup = api_lookup_cb,
-					.replay = api_replay_cb,
-					.replay_arg = d};
+	                                .now = time(NULL),
+	                                .max_skew = d->conf->date_window,
+	                                .lookup = api_lookup_cb,
+	                                .replay = api_replay_cb,
+	                                .replay_arg = d};
 
 	if (d->snap == NULL) {
-		req_error(rq, 503, "the registry catalogue is not loaded yet; callers cannot be "
-				   "authenticated");
+		req_error(rq, 503,
+		          "the registry catalogue is not loaded yet; callers cannot be "
+		          "authenticated");
 		return -1;
 	}
 	rq->snap = snap_ref(d->snap);
@@ -135,9 +135,9 @@ api_parse_params(struct req *rq, const char *content_type)
 		/* Parameters of a POST are in the body only (never the query). */
 		if (rq->body_len > 0 && (content_type == NULL || !api_is_form_type(content_type))) {
 			req_error(rq, 415,
-				  "POST parameters must be sent as "
-				  "application/x-www-form-urlencoded, not \"%s\"",
-				  content_type ? content_type : "(no Content-Type)");
+			          "POST parameters must be sent as "
+			          "application/x-www-form-urlencoded, not \"%s\"",
+			          content_type ? content_type : "(no Content-Type)");
 			return -1;
 		}
 		src = rq->body;
@@ -164,9 +164,9 @@ api_dispatch(struct req *rq)
 	rq->metric = e->metric;
 	accept_sig = req_header(rq, "Accept-Signature");
 	rq->sign_response = accept_sig && httpsig_accepts_rsa_sha256(accept_sig);
-	method = strcmp(rq->method, "GET") == 0 ? API_GET
-		 : strcmp(rq->method, "POST") == 0 ? API_POST
-						   : 0;
+	method = strcmp(rq->method, "GET") == 0    ? API_GET
+	         : strcmp(rq->method, "POST") == 0 ? API_POST
+	                                           : 0;
 	/* Framing headers are read before unsigned headers are dropped. */
 	content_type = req_header(rq, "Content-Type");
 	/* Authenticate first, so that even a 405 goes back signed to its caller. */
@@ -175,7 +175,7 @@ api_dispatch(struct req *rq)
 	if ((e->methods & method) == 0) {
 		req_add_header(rq, "Allow", (e->methods & API_POST) ? "GET, POST" : "GET");
 		req_error(rq, 405, "method %s is not allowed on %s (use %s)", rq->method, rq->path,
-			  (e->methods & API_POST) ? "GET or POST" : "GET");
+		          (e->methods & API_POST) ? "GET or POST" : "GET");
 		return;
 	}
 	if (api_parse_params(rq, content_type) == -1)

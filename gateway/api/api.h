@@ -18,16 +18,16 @@
 
 struct req;
 
-#define API_GET	 0x1
+#define API_GET  0x1
 #define API_POST 0x2
 
 struct api_entry {
-	const char *name;     /* element name in the manifest, e.g. "echo" */
-	const char *ns;	      /* namespace of its manifest entry */
-	const char *version;  /* version we implement, x.y.z */
-	const char *path;     /* served at public_url + path */
-	int methods;	      /* API_GET | API_POST */
-	bool signed_only;     /* refuse anonymous callers (httpsig client auth) */
+	const char *name;    /* element name in the manifest, e.g. "echo" */
+	const char *ns;      /* namespace of its manifest entry */
+	const char *version; /* version we implement, x.y.z */
+	const char *path;    /* served at public_url + path */
+	int methods;         /* API_GET | API_POST */
+	bool signed_only;    /* refuse anonymous callers (httpsig client auth) */
 	enum metrics_api metric;
 	/* Called with authenticated caller and parsed parameters. */
 	void (*handle)(struct req *rq);

@@ -7,7 +7,7 @@
 #include "xmlw.h"
 
 #define DISCOVERY_ENTRY_NS                                                                         \
-	"https://github.com/erasmus-without-paper/ewp-specs-api-discovery/blob/stable-v6/"        \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-discovery/blob/stable-v6/"         \
 	"manifest-entry.xsd"
 
 static void
@@ -20,7 +20,7 @@ static int
 api_discovery_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
 	if (buf_printf(out, "<discovery xmlns=\"%s\" version=\"%s\"><url>", e->ns, e->version) ==
-		-1 ||
+	        -1 ||
 	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, c->manifest_path) == -1)
 		return -1;
 	return buf_addstr(out, "</url></discovery>");

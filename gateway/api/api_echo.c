@@ -11,7 +11,7 @@
 
 #define ECHO_NS "https://github.com/erasmus-without-paper/ewp-specs-api-echo/tree/stable-v2"
 #define ECHO_ENTRY_NS                                                                              \
-	"https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/"             \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/"              \
 	"manifest-entry.xsd"
 
 static void

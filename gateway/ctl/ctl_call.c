@@ -159,7 +159,7 @@ call_print(long status, const struct call_response *r)
 
 static int
 call_verify(struct ctl *ctl, const struct call_args *a, const char *target,
-	    const struct httpsig_out *sig, const struct call_response *r)
+            const struct httpsig_out *sig, const struct call_response *r)
 {
 	char err[512];
 	struct registry *reg = registry_load_file(ctl_conf(ctl)->registry_cache, err, sizeof(err));
@@ -168,13 +168,13 @@ call_verify(struct ctl *ctl, const struct call_args *a, const char *target,
 	const char *s = auth ? strstr(auth, "signature=\"") : NULL;
 	char *request_sig = s ? xstrndup(s + 11, strcspn(s + 11, "\"")) : NULL;
 	struct httpsig_response_opts o = {.request_method = a->method,
-					  .request_target = target,
-					  .request_id = httpsig_out_get(sig, "X-Request-Id"),
-					  .request_signature = request_sig,
-					  .now = time(NULL),
-					  .max_skew = 300,
-					  .lookup = call_lookup_cb,
-					  .lookup_arg = &l};
+	                                  .request_target = target,
+	                                  .request_id = httpsig_out_get(sig, "X-Request-Id"),
+	                                  .request_signature = request_sig,
+	                                  .now = time(NULL),
+	                                  .max_skew = 300,
+	                                  .lookup = call_lookup_cb,
+	                                  .lookup_arg = &l};
 	struct httpsig_verdict v;
 	int rc;
 
@@ -229,7 +229,7 @@ ctl_call(struct ctl *ctl, int argc, char **argv)
 	}
 	body = a.data ? a.data : "";
 	if (httpsig_sign_request(key, a.method, target, host, body, strlen(body), time(NULL),
-				 &sig) == -1) {
+	                         &sig) == -1) {
 		ctl_err("call: signing failed");
 		goto out;
 	}

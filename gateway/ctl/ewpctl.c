@@ -18,24 +18,23 @@
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-		"usage: ewpctl [-c file] command [arguments]\n"
-		"\n"
-		"Commands:\n"
-		"  keys generate [--bits N] [--dir DIR] NAME\n"
-		"                        new RSA key DIR/NAME.pem (0600) and NAME.pem.pub\n"
-		"  keys list [--dir DIR] every key with its keyId and role\n"
-		"  keys show [--dir DIR] NAME\n"
-		"                        keyId, size and the base64 public key\n"
-		"  registry check [FILE] validate a catalogue (default: the cached one)\n"
-		"  registry key KEYID    what the catalogue says of a key\n"
-		"  registry hei HEI_ID   what the catalogue says of an institution\n"
-		"  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
-		"                        signed EWP request; prints the verified response\n"
-		"\n"
-		"  -c file   configuration file (default " DEFAULT_CONF ")\n"
-		"  -h        this help\n"
-		"DIR defaults to [keys] keys_dir of the configuration.\n");
+	fprintf(out, "usage: ewpctl [-c file] command [arguments]\n"
+	             "\n"
+	             "Commands:\n"
+	             "  keys generate [--bits N] [--dir DIR] NAME\n"
+	             "                        new RSA key DIR/NAME.pem (0600) and NAME.pem.pub\n"
+	             "  keys list [--dir DIR] every key with its keyId and role\n"
+	             "  keys show [--dir DIR] NAME\n"
+	             "                        keyId, size and the base64 public key\n"
+	             "  registry check [FILE] validate a catalogue (default: the cached one)\n"
+	             "  registry key KEYID    what the catalogue says of a key\n"
+	             "  registry hei HEI_ID   what the catalogue says of an institution\n"
+	             "  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
+	             "                        signed EWP request; prints the verified response\n"
+	             "\n"
+	             "  -c file   configuration file (default " DEFAULT_CONF ")\n"
+	             "  -h        this help\n"
+	             "DIR defaults to [keys] keys_dir of the configuration.\n");
 }
 
 void
@@ -55,7 +54,8 @@ ctl_conf(struct ctl *ctl)
 {
 	char err[1024];
 
-	if (ctl->conf == NULL && (ctl->conf = conf_load(ctl->conf_path, err, sizeof(err))) == NULL) {
+	if (ctl->conf == NULL &&
+	    (ctl->conf = conf_load(ctl->conf_path, err, sizeof(err))) == NULL) {
 		ctl_err("%s", err);
 		exit(1);
 	}

@@ -12,18 +12,18 @@
 #include "conf.h"
 
 static const char minimal[] = "[server]\n"
-			      "listen = 127.0.0.1:9443\n"
-			      "tls = off\n"
-			      "public_url = https://ewp.example.edu/\n"
-			      "[ewp]\n"
-			      "hei_id = example.edu\n"
-			      "hei_name = Exemple\n"
-			      "admin_email = ewp@example.edu\n"
-			      "[keys]\n"
-			      "keys_dir = keys\n"
-			      "[registry]\n"
-			      "url = file:///tmp/catalogue.xml\n"
-			      "cache = cache.xml\n";
+                              "listen = 127.0.0.1:9443\n"
+                              "tls = off\n"
+                              "public_url = https://ewp.example.edu/\n"
+                              "[ewp]\n"
+                              "hei_id = example.edu\n"
+                              "hei_name = Exemple\n"
+                              "admin_email = ewp@example.edu\n"
+                              "[keys]\n"
+                              "keys_dir = keys\n"
+                              "[registry]\n"
+                              "url = file:///tmp/catalogue.xml\n"
+                              "cache = cache.xml\n";
 
 static char dir[64];
 
@@ -136,10 +136,11 @@ test_conf_checks_whole_file(void **state)
 	(void)state;
 	assert_null(load("[server]\ntls = off\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "missing required key \"public_url\""));
-	assert_null(load("[server]\ntls = on\npublic_url = https://a.example\n"
-			 "[ewp]\nhei_id = a\nhei_name = A\nadmin_email = a@a\n[keys]\nkeys_dir = k\n"
-			 "[registry]\nurl = file:///x\ncache = c\n",
-			 err, sizeof(err)));
+	assert_null(
+	    load("[server]\ntls = on\npublic_url = https://a.example\n"
+	         "[ewp]\nhei_id = a\nhei_name = A\nadmin_email = a@a\n[keys]\nkeys_dir = k\n"
+	         "[registry]\nurl = file:///x\ncache = c\n",
+	         err, sizeof(err)));
 	assert_non_null(strstr(err, "tls_cert"));
 }
 
@@ -173,15 +174,15 @@ test_conf_lists_and_key_paths(void **state)
 	snprintf(text, sizeof(text), "%s[keys]\n", minimal);
 	/* a second [keys] section header is fine; keys stay unique */
 	snprintf(text, sizeof(text),
-		 "%s"
-		 "[server]\npublic_url = http://127.0.0.1:9443\n",
-		 minimal);
+	         "%s"
+	         "[server]\npublic_url = http://127.0.0.1:9443\n",
+	         minimal);
 	assert_null(load(text, err, sizeof(err))); /* public_url twice */
 	snprintf(text, sizeof(text), "%s",
-		 "[server]\ntls = off\npublic_url = http://127.0.0.1:9443\n"
-		 "[ewp]\nhei_id = a\nhei_name = A\nadmin_email = a@a\n"
-		 "[keys]\nkeys_dir = /k\npublish_client = new.pem.pub , other.pub,\n"
-		 "[registry]\nurl = file:///x\ncache = /c\n");
+	         "[server]\ntls = off\npublic_url = http://127.0.0.1:9443\n"
+	         "[ewp]\nhei_id = a\nhei_name = A\nadmin_email = a@a\n"
+	         "[keys]\nkeys_dir = /k\npublish_client = new.pem.pub , other.pub,\n"
+	         "[registry]\nurl = file:///x\ncache = /c\n");
 	c = load(text, err, sizeof(err));
 	assert_non_null(c);
 	assert_string_equal(c->public_host, "127.0.0.1:9443");
