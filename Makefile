@@ -53,14 +53,11 @@ EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
 EWPCTL_OBJS := $(EWPCTL_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps check unit integration demo demo-stop bench fuzz lint format clean install
+ewpd ewpctl: all
 
-all: $(BUILD)/ewpd $(BUILD)/ewpctl ewpd ewpctl
+.PHONY: ewpd ewpctl all deps check unit integration demo demo-stop bench fuzz lint format clean install
 
-ewpd: $(BUILD)/ewpd
-	ln -sf $< $@
-ewpctl: $(BUILD)/ewpctl
-	ln -sf $< $@
+all: $(BUILD)/ewpd $(BUILD)/ewpctl
 
 $(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -84,7 +81,7 @@ unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
 integration: all
-	@tests/integration/run.sh
+	@EWPD=$(BUILD)/ewpd EWPCTL=$(BUILD)/ewpctl tests/integration/run.sh
 
 check: deps
 	$(MAKE) all

@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -334,22 +336,165 @@ out:
 	return b64;
 }
 
-struct keys_pub *
-keys_pub_from_der(const unsigned char *der, size_t len)
+/* ---- public keys from DER ---- */
+
+/* A view of DER bytes: [p, end). */
+struct keys_der {
+	const unsigned char *p;
+	const unsigned char *end;
+};
+
+/*
+ * Takes the next element if it has tag `tag`, putting its contents in
+ * *in. Strict DER only: definite lengths in their shortest form, at most
+ * 64 KiB (far beyond any RSA key we take). Anything else returns false
+ * and the caller leaves the bytes to OpenSSL's general decoder.
+ */
+static bool
+keys_der_take(struct keys_der *d, unsigned char tag, struct keys_der *in)
+{
+	size_t avail = (size_t)(d->end - d->p), len, nlen, i;
+
+	if (avail < 2 || d->p[0] != tag)
+		return false;
+	len = d->p[1];
+	d->p += 2;
+	avail -= 2;
+	if (len & 0x80) {
+		nlen = len & 0x7f;
+		if (nlen == 0 || nlen > 2 || avail < nlen || d->p[0] == 0)
+			return false;
+		for (len = 0, i = 0; i < nlen; i++)
+			len = len << 8 | *d->p++;
+		avail -= nlen;
+		if (len < 0x80)
+			return false; /* the short form was required */
+	}
+	if (len > avail)
+		return false;
+	in->p = d->p;
+	in->end = d->p + len;
+	d->p += len;
+	return true;
+}
+
+/* A positive INTEGER in its minimal form: its magnitude, big-endian, without sign byte. */
+static bool
+keys_der_uint(struct keys_der *d, struct keys_der *mag)
+{
+	if (!keys_der_take(d, 0x02, mag) || mag->p == mag->end || (mag->p[0] & 0x80))
+		return false; /* empty or negative */
+	if (mag->p[0] == 0) {
+		mag->p++;
+		if (mag->p == mag->end || !(mag->p[0] & 0x80))
+			return false; /* zero, or a needless leading zero */
+	}
+	return true;
+}
+
+/*
+ * SubjectPublicKeyInfo of rsaEncryption in its canonical form (RFC 3279:
+ * NULL parameters, no unused bits) into the modulus and exponent
+ * magnitudes; every byte must be accounted for. This is how the Registry
+ * and every tool we know publish keys.
+ */
+static bool
+keys_spki_rsa(const unsigned char *der, size_t len, struct keys_der *n, struct keys_der *e)
+{
+	static const unsigned char rsa_alg[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+	                                        0x0d, 0x01, 0x01, 0x01, 0x05, 0x00};
+	struct keys_der all = {der, der + len}, spki, alg, bits, rsa;
+
+	return keys_der_take(&all, 0x30, &spki) && all.p == all.end &&
+	       keys_der_take(&spki, 0x30, &alg) &&
+	       (size_t)(alg.end - alg.p) == sizeof(rsa_alg) &&
+	       memcmp(alg.p, rsa_alg, sizeof(rsa_alg)) == 0 &&
+	       keys_der_take(&spki, 0x03, &bits) && spki.p == spki.end && bits.p != bits.end &&
+	       *bits.p++ == 0 && keys_der_take(&bits, 0x30, &rsa) && bits.p == bits.end &&
+	       keys_der_uint(&rsa, n) && keys_der_uint(&rsa, e) && rsa.p == rsa.end;
+}
+
+/* OSSL_PARAM big numbers are in native byte order; DER is big-endian. */
+static void
+keys_to_native(unsigned char *out, const struct keys_der *mag)
+{
+	const union {
+		unsigned short s;
+		unsigned char c[sizeof(unsigned short)];
+	} one = {1};
+	size_t len = (size_t)(mag->end - mag->p), i;
+
+	if (one.c[0] == 0) {
+		memcpy(out, mag->p, len);
+		return;
+	}
+	for (i = 0; i < len; i++)
+		out[i] = mag->p[len - 1 - i];
+}
+
+/*
+ * The fast path for keys_pub_from_der: d2i_PUBKEY costs about 75 us per
+ * key in OpenSSL 3 (it sets up a decoder chain every call), which is most
+ * of a catalogue load. For the canonical RSA encoding we read n and e
+ * ourselves and import them; NULL means "not that form", not "invalid".
+ */
+static EVP_PKEY *
+keys_rsa_from_spki(const unsigned char *der, size_t len)
+{
+	unsigned char nbuf[KEYS_MAX_BITS / 8], ebuf[KEYS_MAX_BITS / 8];
+	struct keys_der n, e;
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey = NULL;
+
+	if (!keys_spki_rsa(der, len, &n, &e) || (size_t)(n.end - n.p) > sizeof(nbuf) ||
+	    (size_t)(e.end - e.p) > sizeof(ebuf))
+		return NULL;
+	keys_to_native(nbuf, &n);
+	keys_to_native(ebuf, &e);
+	params[0] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_N, nbuf, (size_t)(n.end - n.p));
+	params[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_E, ebuf, (size_t)(e.end - e.p));
+	params[2] = OSSL_PARAM_construct_end();
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+/* Any key type and encoding OpenSSL accepts, all bytes consumed. */
+static EVP_PKEY *
+keys_any_from_spki(const unsigned char *der, size_t len)
 {
 	const unsigned char *p = der;
-	struct keys_pub *k;
 	EVP_PKEY *pkey;
 
-	if (len == 0 || len > LONG_MAX)
+	if (len > LONG_MAX)
 		return NULL;
 	pkey = d2i_PUBKEY(NULL, &p, (long)len);
 	/* Trailing bytes would make the keyId differ for the same key. */
-	if (pkey == NULL || p != der + len) {
+	if (pkey != NULL && p != der + len) {
 		EVP_PKEY_free(pkey);
-		ERR_clear_error();
-		return NULL;
+		pkey = NULL;
 	}
+	return pkey;
+}
+
+struct keys_pub *
+keys_pub_from_der(const unsigned char *der, size_t len)
+{
+	struct keys_pub *k;
+	EVP_PKEY *pkey;
+
+	if (len == 0)
+		return NULL;
+	pkey = keys_rsa_from_spki(der, len);
+	if (pkey == NULL)
+		pkey = keys_any_from_spki(der, len);
+	ERR_clear_error();
+	if (pkey == NULL)
+		return NULL;
 	k = xcalloc(1, sizeof(*k));
 	k->pkey = pkey;
 	k->bits = EVP_PKEY_get_bits(pkey);

@@ -33,6 +33,7 @@ struct supervisor {
 	time_t started[SUP_MAX_WORKERS];
 	int nworkers;
 	bool stopping;
+	bool worker_failed; /* a worker did not stop cleanly */
 	time_t next_refresh;
 	char *etag, *last_modified;
 	unsigned char last_digest[CODEC_SHA256_LEN];
@@ -212,7 +213,8 @@ sup_spawn(struct supervisor *s, int i)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		log_set_tag("ewpd-worker");
-		_exit(worker_run(&s->a, s->metrics, s->nonce, i));
+		/* exit(), not _exit(): leak checkers run at exit in sanitizer builds. */
+		exit(worker_run(&s->a, s->metrics, s->nonce, i));
 	}
 	s->pids[i] = pid;
 	s->started[i] = time(NULL);
@@ -229,8 +231,17 @@ sup_reap(struct supervisor *s)
 			if (s->pids[i] != pid)
 				continue;
 			s->pids[i] = 0;
-			if (s->stopping)
+			if (s->stopping) {
+				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+					log_warnx("worker %d (pid %d) did not stop cleanly (%s %d)",
+						  i, (int)pid,
+						  WIFSIGNALED(status) ? "signal" : "status",
+						  WIFSIGNALED(status) ? WTERMSIG(status)
+								      : WEXITSTATUS(status));
+					s->worker_failed = true;
+				}
 				break;
+			}
 			log_warnx("worker %d (pid %d) %s %d; restarting it", i, (int)pid,
 			          WIFSIGNALED(status) ? "killed by signal" : "exited with",
 			          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -352,5 +363,5 @@ supervisor_run(struct worker_assets *a)
 	nonce_free(s.nonce);
 	metrics_free(s.metrics);
 	log_info("stopped");
-	return 0;
+	return s.worker_failed ? 1 : 0;
 }
