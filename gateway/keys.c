@@ -405,13 +405,19 @@ keys_spki_rsa(const unsigned char *der, size_t len, struct keys_der *n, struct k
 	                                        0x0d, 0x01, 0x01, 0x01, 0x05, 0x00};
 	struct keys_der all = {der, der + len}, spki, alg, bits, rsa;
 
-	return keys_der_take(&all, 0x30, &spki) && all.p == all.end &&
-	       keys_der_take(&spki, 0x30, &alg) &&
-	       (size_t)(alg.end - alg.p) == sizeof(rsa_alg) &&
-	       memcmp(alg.p, rsa_alg, sizeof(rsa_alg)) == 0 &&
-	       keys_der_take(&spki, 0x03, &bits) && spki.p == spki.end && bits.p != bits.end &&
-	       *bits.p++ == 0 && keys_der_take(&bits, 0x30, &rsa) && bits.p == bits.end &&
-	       keys_der_uint(&rsa, n) && keys_der_uint(&rsa, e) && rsa.p == rsa.end;
+	/* SEQUENCE { AlgorithmIdentifier, BIT STRING } and nothing after it */
+	if (!keys_der_take(&all, 0x30, &spki) || all.p != all.end ||
+	    !keys_der_take(&spki, 0x30, &alg) || !keys_der_take(&spki, 0x03, &bits) ||
+	    spki.p != spki.end)
+		return false;
+	if ((size_t)(alg.end - alg.p) != sizeof(rsa_alg) ||
+	    memcmp(alg.p, rsa_alg, sizeof(rsa_alg)) != 0)
+		return false;
+	/* No unused bits, then RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER } */
+	if (bits.p == bits.end || *bits.p++ != 0 || !keys_der_take(&bits, 0x30, &rsa) ||
+	    bits.p != bits.end)
+		return false;
+	return keys_der_uint(&rsa, n) && keys_der_uint(&rsa, e) && rsa.p == rsa.end;
 }
 
 /* OSSL_PARAM big numbers are in native byte order; DER is big-endian. */

@@ -36,7 +36,7 @@ usage(FILE *out)
 	        "\n"
 	        "Signals: HUP reloads configuration, keys, TLS and catalogue without\n"
 	        "dropping connections; TERM drains in-flight requests and exits (a second\n"
-	        "TERM exits at once).\n"
+	        "TERM exits at once); USR2 fetches the registry catalogue now.\n"
 	        "See conf/ewpd.conf.example for every setting.\n");
 }
 
