@@ -1,0 +1,574 @@
+#!/bin/bash
+# bench/run.sh - `make bench`: performance figures of ewpd, as ratios measured
+# in ONE run (these shared machines drift by up to 1.8x over minutes, so only
+# figures taken together mean anything). See bench/README.md.
+#
+#   1. RSA-2048 sign/verify rate (openssl speed), x cores = signing ceiling
+#   2. signed Echo (Accept-Signature: rsa-sha256) req/s vs that ceiling
+#   3. verify-only Echo req/s vs nginx serving a static file of the same size
+#   4. p50/p99 latency of both ewpd runs
+#   5. peak RSS (VmHWM) of the ewpd master and of each worker
+#   6. load + index time of a synthetic 5,000-HEI catalogue
+# ewpd serves with that synthetic catalogue plus the bench's own two hosts
+# (when bench/gen-catalogue.mjs is present), so its memory is realistic.
+#
+# Loopback only; starts its own ewpd and nginx and stops them by PID; all
+# files live in a temp dir removed at exit. A failing step is reported and
+# the others still run. Tunables (environment): BENCH_DURATION (5s, signed
+# run), BENCH_VERIFY_DURATION (3s, verify-only and nginx runs: each request
+# must be signed beforehand, and 5 s would need ~300,000 of them),
+# BENCH_THREADS (2), BENCH_CONNS (50), BENCH_SIGNED_REQS (40000),
+# BENCH_VERIFY_REQS (200000), BENCH_HEIS (5000), BUILD (build).
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+BUILD=${BUILD:-build}
+ewpd="$top/$BUILD/ewpd"
+ewpctl="$top/$BUILD/ewpctl"
+NPROC=$(nproc)
+DUR=${BENCH_DURATION:-5s}
+DUR_VERIFY=${BENCH_VERIFY_DURATION:-3s}
+THREADS=${BENCH_THREADS:-2}
+CONNS=${BENCH_CONNS:-50}
+N_SIGNED=${BENCH_SIGNED_REQS:-40000}
+N_VERIFY=${BENCH_VERIFY_REQS:-200000}
+N_HEIS=${BENCH_HEIS:-5000}
+HZ=$(getconf CLK_TCK)
+START=$(date +%s)
+
+tmp=$(mktemp -d /tmp/ewpd-bench.XXXXXX) || exit 1
+started=() # PIDs of the daemons this script started, and only those
+
+stop_pid() { # PID: SIGTERM, wait up to 5 s, then SIGKILL
+	local pid=$1 i=0 keep=() p
+	# forget it first, so that cleanup never signals a recycled PID
+	for p in "${started[@]+"${started[@]}"}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+	started=("${keep[@]+"${keep[@]}"}")
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "  (pid $pid ignored SIGTERM for 5 s: SIGKILL)"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+cleanup() {
+	local pid
+	for pid in "${started[@]+"${started[@]}"}"; do
+		stop_pid "$pid"
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+hdr() { printf '\n== %s\n' "$*"; }
+fail() { printf '  FAILED: %s\n' "$*"; }
+# awk arithmetic on possibly missing values: prints n/a when any arg is empty.
+calc() { # FORMAT EXPR VAR=VALUE...
+	local fmt=$1 expr=$2
+	shift 2
+	local v
+	for v in "$@"; do
+		case ${v#*=} in '' | n/a) { echo n/a; return; } ;; esac
+	done
+	local args=(-v "fmt=$fmt")
+	for v in "$@"; do args+=(-v "$v"); done
+	awk "${args[@]}" "BEGIN { x = $expr; if (x != x) print \"n/a\"; else printf fmt \"\\n\", x }" 2>/dev/null || echo n/a
+}
+free_port() {
+	node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+wait_http() { # URL [SECONDS]: until it answers 200 (default 10 s)
+	local i=0 max=$((${2:-10} * 10))
+	until curl -sf -o /dev/null "$1"; do
+		i=$((i + 1))
+		[ $i -gt $max ] && return 1
+		sleep 0.1
+	done
+}
+# Sum of utime+stime (ticks) of the given PIDs (fields 14, 15 of stat).
+cpu_ticks() {
+	local pid sum=0 f
+	for pid in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+		set -- $f
+		sum=$((sum + ${12} + ${13}))
+	done
+	echo $sum
+}
+# CPU ticks of this shell's waited-for children (cutime + cstime).
+child_ticks() {
+	local f
+	f=$(sed 's/^.*) //' /proc/$$/stat)
+	set -- $f
+	echo $((${14} + ${15}))
+}
+children_of() { cat "/proc/$1/task/$1/children" 2>/dev/null; }
+# Busy and total ticks of the whole machine (/proc/stat "cpu" line).
+machine_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
+now() { date +%s.%N; }
+
+# ---------------------------------------------------------------- tools
+hdr "tools"
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		say "installing ${missing[*]}"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"$tmp/apt.log" 2>&1 ||
+			{ apt-get update -q >>"$tmp/apt.log" 2>&1 &&
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >>"$tmp/apt.log" 2>&1; } ||
+			{ fail "apt-get install ${missing[*]}:"; tail -5 "$tmp/apt.log"; }
+	else
+		say "not root (or no apt-get): cannot install ${missing[*]}; the parts needing them are skipped"
+	fi
+fi
+have_wrk=no have_nginx=no
+command -v wrk >/dev/null && have_wrk=yes
+command -v nginx >/dev/null && have_nginx=yes
+say "cores: $NPROC; wrk: $have_wrk; nginx: $have_nginx; node: $(node --version 2>/dev/null || echo missing)"
+say "load: wrk -t$THREADS -c$CONNS, keep-alive, loopback, -d$DUR (signed) / -d$DUR_VERIFY (verify-only, nginx);"
+say "      wrk shares the $NPROC cores with the server"
+
+# ---------------------------------------------------------------- 1. RSA
+hdr "1. RSA-2048 (openssl speed -seconds 3 rsa2048, one core)"
+rsa_sign='' rsa_verify=''
+if openssl speed -seconds 3 rsa2048 >"$tmp/speed.out" 2>&1; then
+	read -r rsa_sign rsa_verify < <(awk '/^rsa 2048 bits/ { print $6, $7; exit }' "$tmp/speed.out")
+fi
+if [ -n "$rsa_sign" ]; then
+	ceiling=$(calc '%.0f' 's * n' s="$rsa_sign" n="$NPROC")
+	say "  sign/s: $rsa_sign  verify/s: $rsa_verify  (one core)"
+	say "  signing ceiling: $rsa_sign x $NPROC cores = $ceiling signed responses/s"
+else
+	ceiling=
+	fail "no 'rsa 2048 bits' line from openssl speed:"
+	tail -5 "$tmp/speed.out"
+fi
+
+# ---------------------------------------------------------------- catalogue
+bigcat=
+hdr "synthetic catalogue ($N_HEIS HEIs)"
+if [ -f bench/gen-catalogue.mjs ]; then
+	if node bench/gen-catalogue.mjs "$N_HEIS" "$tmp/catalogue-$N_HEIS.xml" >"$tmp/gen.log" 2>&1; then
+		bigcat="$tmp/catalogue-$N_HEIS.xml"
+		sed 's/^/  /' "$tmp/gen.log"
+	else
+		fail "gen-catalogue.mjs:"
+		tail -5 "$tmp/gen.log"
+	fi
+else
+	say "  not available: bench/gen-catalogue.mjs is missing (ewpd gets a 2-host catalogue)"
+fi
+
+# ---------------------------------------------------------------- ewpd node
+hdr "ewpd node (workers = $NPROC, tls = off, log level warn)"
+node_ok=no
+master=
+port=$(free_port)
+mkdir -p "$tmp/node/keys" && chmod 700 "$tmp/node/keys"
+genkey() { # NAME: KEY.pem (0600) and KEY.pem.pub, with ewpctl when it works
+	local k="$tmp/node/keys/$1.pem"
+	if [ -x "$ewpctl" ] && "$ewpctl" keys generate --dir "$tmp/node/keys" "$1" >/dev/null 2>&1; then
+		return 0
+	fi
+	rm -f "$k" "$k.pub"
+	(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$k" 2>/dev/null) &&
+		openssl pkey -in "$k" -pubout -out "$k.pub" 2>/dev/null
+}
+keyid() { openssl pkey -pubin -in "$tmp/node/keys/$1.pem.pub" -outform DER | sha256sum | cut -d' ' -f1; }
+der64() { openssl pkey -pubin -in "$tmp/node/keys/$1.pem.pub" -outform DER | base64 -w0; }
+[ -x "$ewpctl" ] || say "  ($ewpctl missing: keys made with openssl genpkey instead)"
+keys_ok=yes
+for k in client server partner; do
+	genkey $k || { keys_ok=no; fail "cannot generate key $k"; }
+done
+if [ ! -x "$ewpd" ]; then
+	fail "$ewpd not built (make all): every ewpd figure is skipped"
+elif [ $keys_ok = yes ]; then
+	cat >"$tmp/node/catalogue.small.xml" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<catalogue xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-registry/tree/stable-v1">
+  <host>
+    <apis-implemented>
+      <echo xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/manifest-entry.xsd" version="2.0.1">
+        <url>http://127.0.0.1:$port/ewp/echo</url>
+      </echo>
+    </apis-implemented>
+    <institutions-covered><hei-id>bench.smile-ewp.example</hei-id></institutions-covered>
+    <client-credentials-in-use><rsa-public-key sha-256="$(keyid client)"/></client-credentials-in-use>
+    <server-credentials-in-use><rsa-public-key sha-256="$(keyid server)"/></server-credentials-in-use>
+  </host>
+  <host>
+    <institutions-covered><hei-id>partner.bench.example</hei-id></institutions-covered>
+    <client-credentials-in-use><rsa-public-key sha-256="$(keyid partner)"/></client-credentials-in-use>
+  </host>
+  <institutions>
+    <hei id="bench.smile-ewp.example"><name xml:lang="en">SMILE Bench University</name></hei>
+    <hei id="partner.bench.example"><name xml:lang="en">Bench Partner University</name></hei>
+  </institutions>
+  <binaries>
+$(for k in client server partner; do
+		printf '    <rsa-public-key sha-256="%s">%s</rsa-public-key>\n' "$(keyid $k)" "$(der64 $k)"
+	done)
+  </binaries>
+</catalogue>
+XML
+	# With the synthetic catalogue: our hosts, HEIs and keys spliced into it.
+	if [ -n "$bigcat" ]; then
+		awk -v small="$tmp/node/catalogue.small.xml" '
+			BEGIN {
+				while ((getline l < small) > 0) {
+					if (l ~ /^  <host>/) part = "host"
+					else if (l ~ /^  <institutions>/) { part = "inst"; continue }
+					else if (l ~ /^  <binaries>/) { part = "bin"; continue }
+					else if (l ~ /^  <\/(institutions|binaries|catalogue)>/) { part = ""; continue }
+					if (part != "") add[part] = add[part] l "\n"
+				}
+			}
+			!h && /^[ \t]*<host>/ { printf "%s", add["host"]; h = 1 }
+			{ print }
+			!i && /^[ \t]*<institutions>/ { printf "%s", add["inst"]; i = 1 }
+			!b && /^[ \t]*<binaries>/ { printf "%s", add["bin"]; b = 1 }
+			END { if (!(h && i && b)) exit 1 }
+		' "$bigcat" >"$tmp/node/catalogue.xml" ||
+			{ fail "cannot splice the bench hosts into $bigcat: ewpd gets a 2-host catalogue"; bigcat=; }
+	fi
+	[ -n "$bigcat" ] || cp "$tmp/node/catalogue.small.xml" "$tmp/node/catalogue.xml"
+	say "  catalogue: $(grep -c '<host>' "$tmp/node/catalogue.xml") hosts, $(du -m "$tmp/node/catalogue.xml" | cut -f1) MB"
+	cat >"$tmp/node/ewpd.conf" <<CONF
+[server]
+listen = 127.0.0.1:$port
+tls = off
+workers = $NPROC
+public_url = http://127.0.0.1:$port
+metrics = on
+[log]
+level = warn
+[ewp]
+hei_id = bench.smile-ewp.example
+hei_name = SMILE Bench University
+hei_name_lang = en
+admin_email = ewp-admin@bench.smile-ewp.example
+[keys]
+keys_dir = keys
+client_key = client.pem
+server_key = server.pem
+[registry]
+url = file://$tmp/node/catalogue.xml
+refresh = 3h
+cache = catalogue.cache.xml
+CONF
+	if ! "$ewpd" -n -c "$tmp/node/ewpd.conf" >"$tmp/node/check.log" 2>&1; then
+		fail "ewpd -n rejects the bench configuration:"
+		cat "$tmp/node/check.log"
+	else
+		t0=$(now)
+		"$ewpd" -c "$tmp/node/ewpd.conf" >"$tmp/node/ewpd.log" 2>&1 &
+		master=$!
+		started+=("$master")
+		if wait_http "http://127.0.0.1:$port/healthz" 60; then
+			say "  first /healthz 200 after $(calc '%.1f' 'b - a' a="$t0" b="$(now)") s"
+			# every worker up: as many distinct 200s as workers, or 10 s
+			i=0
+			while [ "$(children_of "$master" | wc -w)" -lt "$NPROC" ] && [ $i -lt 100 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+			sleep 0.5
+			say "  ewpd master pid $master, workers: $(children_of "$master" | xargs), port $port"
+			node_ok=yes
+		else
+			fail "ewpd did not answer /healthz within 60 s; its log:"
+			cat "$tmp/node/ewpd.log"
+		fi
+	fi
+fi
+
+probe() { # extra signreqs args...
+	node bench/signreqs.mjs probe --key "$tmp/node/keys/partner.pem" --host "127.0.0.1:$port" "$@"
+}
+body_bytes=
+if [ $node_ok = yes ]; then
+	if p=$(probe --body-out "$tmp/echo-body.xml"); then
+		body_bytes=$(wc -c <"$tmp/echo-body.xml")
+		say "  probe, verify-only: $p"
+	else
+		node_ok=no
+		fail "a signed Echo request is refused ($p); ewpd figures skipped"
+	fi
+	if [ $node_ok = yes ]; then
+		p=$(probe --accept-signature) && say "  probe, signed response: $p" ||
+			fail "a signed Echo request with Accept-Signature is refused ($p)"
+		case $p in *signature_header=no*) fail "no Signature header on the response: the signed run would not measure signing" ;; esac
+	fi
+fi
+
+metrics_snap() { # FILE: the counters worth diffing
+	curl -sf "http://127.0.0.1:$port/metrics" |
+		grep -E '^ewpd_(requests_total|signature_failures_total|signed_responses)' >"$1" 2>/dev/null
+}
+metrics_diff() { # BEFORE AFTER: the counters that moved
+	awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; if (d != 0) printf "    %s +%d\n", $1, d }' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- wrk runs
+# run_wrk NAME DURATION URL "PREFIX [cycle]" SERVER_PIDS...: sets W_<NAME>_{rps,
+# p50,p99,non2xx,errors,overflow,wall,srv_cpu,wrk_cpu,busy}.
+run_wrk() {
+	local name=$1 dur=$2 url=$3 sargs=$4
+	shift 4
+	local out="$tmp/wrk-$name.out" t0 t1 c0 c1 s0 s1 m0 m1
+	c0=$(child_ticks)
+	s0=$(cpu_ticks "$@")
+	m0=$(machine_ticks)
+	t0=$(now)
+	# shellcheck disable=SC2086
+	wrk -t"$THREADS" -c"$CONNS" -d"$dur" --latency -s bench/wrk-replay.lua "$url" -- $sargs >"$out" 2>&1
+	local rc=$?
+	t1=$(now)
+	m1=$(machine_ticks)
+	s1=$(cpu_ticks "$@")
+	c1=$(child_ticks)
+	sed 's/^/    /' "$out"
+	[ $rc -eq 0 ] || fail "wrk exited with status $rc"
+	local rps p50 p99 non2xx errors used avail overflow
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+	# Latency Distribution lines: "50%  812.00us" -> milliseconds
+	tolat() { awk -v q="$1" '$1 == q && NF == 2 { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+		m = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : 0;
+		if (m) printf "%.2f\n", v * m; exit }' "$out"; }
+	p50=$(tolat 50%)
+	p99=$(tolat 99%)
+	non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+	errors=$(awk '/Socket errors:/ { gsub(/,/, ""); print "connect " $4 ", read " $6 ", write " $8 ", timeout " $10 }' "$out")
+	read -r used avail overflow < <(sed -n 's/^REPLAY used=\([0-9]*\) available=\([0-9]*\) overflow=\([0-9]*\)$/\1 \2 \3/p' "$out")
+	printf -v "W_${name}_rps" '%s' "${rps:-}"
+	printf -v "W_${name}_p50" '%s' "${p50:-}"
+	printf -v "W_${name}_p99" '%s' "${p99:-}"
+	printf -v "W_${name}_non2xx" '%s' "${non2xx:-0}"
+	printf -v "W_${name}_errors" '%s' "${errors:-none}"
+	printf -v "W_${name}_overflow" '%s' "${overflow:-}"
+	local wall srv wrkc
+	wall=$(calc '%.3f' 'b - a' a="$t0" b="$t1")
+	srv=$(calc '%.2f' '(b - a) / hz' a="$s0" b="$s1" hz="$HZ")
+	wrkc=$(calc '%.2f' '(b - a) / hz' a="$c0" b="$c1" hz="$HZ")
+	printf -v "W_${name}_wall" '%s' "$wall"
+	printf -v "W_${name}_srv_cpu" '%s' "$srv"
+	printf -v "W_${name}_wrk_cpu" '%s' "$wrkc"
+	say "  replayed: ${used:-?} of ${avail:-?} pre-signed requests handed out, overflow ${overflow:-?}"
+	if [ "${overflow:-0}" != 0 ]; then
+		fail "wrk needed more requests than were generated (${overflow} fell back to GET /healthz): req/s is mixed and not reported; raise the request count or shorten the run"
+		printf -v "W_${name}_rps" '%s' "" # ratios built on it become n/a
+		printf -v "W_${name}_overflowed" '%s' yes
+	fi
+	local busy other
+	busy=$(calc '%.0f' '100 * (b1 - b0) / (t1 - t0)' b0="${m0% *}" t0="${m0#* }" b1="${m1% *}" t1="${m1#* }")
+	other=$(calc '%.0f' '(b - 100 * (s + w) / (wa * n) > 0.5) ? b - 100 * (s + w) / (wa * n) : 0' b="$busy" s="$srv" w="$wrkc" wa="$wall" n="$NPROC")
+	printf -v "W_${name}_busy" '%s' "$busy"
+	printf -v "W_${name}_other" '%s' "$other"
+	say "  CPU over ${wall}s wall x $NPROC cores: server $srv s ($(calc '%.0f%%' '100 * s / (w * n)' s="$srv" w="$wall" n="$NPROC")), wrk $wrkc s ($(calc '%.0f%%' '100 * s / (w * n)' s="$wrkc" w="$wall" n="$NPROC")); machine busy ${busy}%, of which other processes ~${other}%"
+	case $other in n/a) ;; *) [ "$other" -gt 10 ] && say "  NOTE: other processes took ${other}% of the machine during this run: the figures are depressed" ;; esac
+	[ -n "$rps" ] || fail "no Requests/sec in wrk's output"
+}
+
+ewpd_pids() { echo "$master" "$(children_of "$master" | xargs)"; }
+
+ewpd_run() { # NAME LABEL DURATION COUNT [--accept-signature]
+	local name=$1 label=$2 dur=$3 count=$4
+	shift 4
+	hdr "$label"
+	if [ $node_ok != yes ] || [ $have_wrk != yes ]; then
+		say "  skipped (ewpd not serving or wrk missing)"
+		return
+	fi
+	if ! node bench/signreqs.mjs gen --key "$tmp/node/keys/partner.pem" --host "127.0.0.1:$port" \
+		--count "$count" --slices "$THREADS" --out "$tmp/reqs-$name" "$@" >"$tmp/gen-$name.log" 2>&1; then
+		fail "signreqs.mjs gen:"
+		sed "s/^/    /" "$tmp/gen-$name.log"
+		return
+	fi
+	sed "s/^/  /" "$tmp/gen-$name.log"
+	metrics_snap "$tmp/m0"
+	# shellcheck disable=SC2046 # one PID per word
+	run_wrk "$name" "$dur" "http://127.0.0.1:$port/" "$tmp/reqs-$name" $(ewpd_pids)
+	rm -f "$tmp/reqs-$name".*
+	metrics_snap "$tmp/m1"
+	say "  ewpd counters that moved (/metrics):"
+	metrics_diff "$tmp/m0" "$tmp/m1"
+	local n
+	n="W_${name}_non2xx"
+	n=${!n:-0}
+	if [ "$n" != 0 ]; then
+		fail "$n responses were not 2xx/3xx; ewpd's log (warnings and errors, last 20):"
+		tail -20 "$tmp/node/ewpd.log" | sed 's/^/    /'
+	fi
+	if ! kill -0 "$master" 2>/dev/null; then
+		fail "the ewpd master died during the run; its log:"
+		tail -20 "$tmp/node/ewpd.log" | sed 's/^/    /'
+		node_ok=no
+	fi
+}
+
+ewpd_run signed "2. signed Echo: Accept-Signature: rsa-sha256 (each response RSA-signed)" "$DUR" "$N_SIGNED" --accept-signature
+ewpd_run verify "3a. verify-only Echo (no Accept-Signature)" "$DUR_VERIFY" "$N_VERIFY"
+
+# ---------------------------------------------------------------- nginx
+hdr "3b. nginx static file of the same size as ewpd's Echo response body (${body_bytes:-?} bytes)"
+if [ $have_nginx != yes ] || [ $have_wrk != yes ]; then
+	say "  skipped (nginx or wrk missing)"
+elif [ -z "$body_bytes" ]; then
+	say "  skipped (no Echo body from ewpd to size the file)"
+else
+	ng="$tmp/nginx"
+	nport=$(free_port)
+	mkdir -p "$ng/www" "$ng/tmp" "$ng/logs"
+	cp "$tmp/echo-body.xml" "$ng/www/echo.xml"
+	chmod 755 "$tmp" "$ng" "$ng/www" && chmod 644 "$ng/www/echo.xml" # workers may run as nobody
+	userline=
+	[ "$(id -u)" = 0 ] && userline="user nobody nogroup;"
+	cat >"$ng/nginx.conf" <<NGINX
+$userline
+worker_processes $NPROC;
+daemon off;
+pid $ng/nginx.pid;
+error_log $ng/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $ng/tmp/body;
+    proxy_temp_path $ng/tmp/proxy;
+    fastcgi_temp_path $ng/tmp/fastcgi;
+    uwsgi_temp_path $ng/tmp/uwsgi;
+    scgi_temp_path $ng/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    types { text/xml xml; }
+    server {
+        listen 127.0.0.1:$nport;
+        root $ng/www;
+    }
+}
+NGINX
+	nginx -c "$ng/nginx.conf" -p "$ng" >"$ng/logs/stderr.log" 2>&1 &
+	npid=$!
+	started+=("$npid")
+	if ! wait_http "http://127.0.0.1:$nport/echo.xml"; then
+		fail "nginx did not serve the file within 10 s:"
+		cat "$ng/logs/stderr.log" "$ng/logs/error.log" 2>/dev/null | tail -10
+	else
+		nbytes=$(curl -s "http://127.0.0.1:$nport/echo.xml" | wc -c)
+		say "  nginx pid $npid, workers: $(children_of "$npid" | xargs), port $nport, body $nbytes bytes"
+		# The same replay script and request sizes as ewpd's runs, so wrk's
+		# own cost per request is the same; signatures are random bytes.
+		# nginx checks no signature: 2,000 requests replayed in a cycle.
+		node bench/signreqs.mjs gen --fake --path /echo.xml --host "127.0.0.1:$nport" \
+			--count 2000 --slices "$THREADS" --out "$tmp/reqs-nginx" | sed 's/^/  /'
+		# shellcheck disable=SC2046 # one PID per word
+		run_wrk nginx "$DUR_VERIFY" "http://127.0.0.1:$nport/" "$tmp/reqs-nginx cycle" "$npid" $(children_of "$npid")
+		rm -f "$tmp/reqs-nginx".*
+	fi
+	stop_pid "$npid"
+fi
+
+# ---------------------------------------------------------------- 5. RSS
+hdr "5. peak RSS (VmHWM) after the runs"
+rss_master='' rss_worker_max=''
+if [ -n "$master" ] && kill -0 "$master" 2>/dev/null; then
+	hwm() { awk -v k="$2:" '$1 == k { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+	rss_master=$(hwm "$master" VmHWM)
+	say "  master $master: peak ${rss_master} MB (now $(hwm "$master" VmRSS) MB)"
+	for w in $(children_of "$master"); do
+		r=$(hwm "$w" VmHWM)
+		say "  worker $w: peak ${r} MB (now $(hwm "$w" VmRSS) MB)"
+		rss_worker_max=$(calc '%.1f' '(a > b) ? a : b' a="${rss_worker_max:-0}" b="$r")
+	done
+	[ -n "$rss_worker_max" ] || fail "no worker found under /proc/$master/task/$master/children"
+	say "  (VmHWM counts pages shared with the master since fork as well; catalogue:"
+	say "   $(grep -c '<host>' "$tmp/node/catalogue.xml") hosts)"
+	stop_pid "$master"
+	if grep -qiE 'error|fatal|warn' "$tmp/node/ewpd.log"; then
+		say "  ewpd log, warnings and errors (last 10):"
+		grep -iE 'error|fatal|warn' "$tmp/node/ewpd.log" | tail -10 | sed 's/^/    /'
+	fi
+else
+	say "  skipped (ewpd not running)"
+fi
+
+# ---------------------------------------------------------------- 6. catalogue
+hdr "6. catalogue: load + index a synthetic $N_HEIS-HEI catalogue"
+cat_ms=
+if [ ! -f bench/gen-catalogue.mjs ] || [ ! -f bench/bench-registry.c ]; then
+	say "  not available: bench/gen-catalogue.mjs and bench/bench-registry.c are needed"
+else
+	objs=()
+	for m in log xmalloc buf codec keys xml registry; do objs+=("$BUILD/gateway/$m.o"); done
+	if [ ! -x "$BUILD/bench-registry" ] || [ bench/bench-registry.c -nt "$BUILD/bench-registry" ] ||
+		[ "$BUILD/gateway/registry.o" -nt "$BUILD/bench-registry" ]; then
+		# shellcheck disable=SC2046
+		cc -std=c17 -D_GNU_SOURCE -O2 -Igateway $(pkg-config --cflags libxml-2.0 openssl) \
+			-o "$BUILD/bench-registry" bench/bench-registry.c "${objs[@]}" \
+			$(pkg-config --libs libxml-2.0 openssl) >"$tmp/cc.log" 2>&1 ||
+			{ fail "cannot build bench-registry:"; tail -10 "$tmp/cc.log"; rm -f "$BUILD/bench-registry"; }
+	fi
+	if [ -x "$BUILD/bench-registry" ] && [ -n "$bigcat" ]; then
+		"$BUILD/bench-registry" "$bigcat" >"$tmp/breg.out" 2>&1 ||
+			fail "bench-registry exited with status $?"
+		sed 's/^/  /' "$tmp/breg.out"
+		cat_ms=$(sed -n 's/^load+index.*median \([0-9.]*\) ms.*/\1/p' "$tmp/breg.out")
+	elif [ -x "$BUILD/bench-registry" ]; then
+		say "  not available: no synthetic catalogue (see above)"
+	else
+		say "  not available: bench-registry could not be built"
+	fi
+fi
+
+# ---------------------------------------------------------------- summary
+na() { echo "${1:-n/a}"; }
+r_signed=$(calc '%.2f' 'r / (s * n)' r="${W_signed_rps:-}" s="$rsa_sign" n="$NPROC")
+# The server's own CPU: req/s per core actually used by ewpd, vs the RSA rate of one core.
+r_signed_cpu=$(calc '%.2f' '(r * w / c) / s' r="${W_signed_rps:-}" w="${W_signed_wall:-}" c="${W_signed_srv_cpu:-}" s="$rsa_sign")
+r_nginx=$(calc '%.2f' 'a / b' a="${W_verify_rps:-}" b="${W_nginx_rps:-}")
+r_nginx_cpu=$(calc '%.2f' '(a / ac) / (b / bc)' a="${W_verify_rps:-}" ac="${W_verify_srv_cpu:-}" b="${W_nginx_rps:-}" bc="${W_nginx_srv_cpu:-}")
+share() { calc '%.0f%%' '100 * s / (w * n)' s="$1" w="$2" n="$NPROC"; }
+
+hdr "summary (one run; compare ratios, not absolute figures)"
+printf '  %-34s %10s %9s %9s %8s %7s %7s %7s\n' "run" "req/s" "p50 ms" "p99 ms" "non-2xx" "server" "wrk" "other"
+for n in signed verify nginx; do
+	case $n in
+	signed) label="ewpd Echo, signed response" ;;
+	verify) label="ewpd Echo, verify only" ;;
+	nginx) label="nginx static, ${body_bytes:-?} bytes" ;;
+	esac
+	v() { local x="W_${n}_$1"; echo "${!x:-}"; }
+	rps=$(v rps)
+	[ "$(v overflowed)" = yes ] && rps=overflow
+	p50=$(v p50) p99=$(v p99) nx=$(v non2xx) wall=$(v wall) sc=$(v srv_cpu) wc=$(v wrk_cpu) ot=$(v other)
+	printf '  %-34s %10s %9s %9s %8s %7s %7s %7s\n' "$label" "$(na "$rps")" "$(na "$p50")" "$(na "$p99")" "$(na "$nx")" \
+		"$(share "$sc" "$wall")" "$(share "$wc" "$wall")" "$(na "$ot")%"
+done
+say "  (server / wrk / other: share of the ${NPROC} cores used during the run by the server, by wrk"
+say "   and by every other process on the machine)"
+printf '  %-34s %s\n' "RSA-2048 sign/s, verify/s (1 core)" "$(na "$rsa_sign") / $(na "$rsa_verify")"
+printf '  %-34s %s\n' "ewpd peak RSS master / worker" "$(na "$rss_master") MB / $(na "$rss_worker_max") MB (max)"
+printf '  %-34s %s\n' "catalogue $N_HEIS HEIs load+index" "$(na "$cat_ms") ms (median)"
+say ""
+say "  wrk runs on the same $NPROC cores as the server, so the ratios against the"
+say "  signing ceiling are pessimistic: ewpd got only the server share above. Per"
+say "  ewpd CPU-second: signed echo = $(na "$r_signed_cpu") x one core's RSA sign rate;"
+say "  verify-only echo = $(na "$r_nginx_cpu") x nginx's requests per CPU-second."
+say ""
+say "signed echo / RSA sign ceiling: $(na "$r_signed") (target >= 0.9)"
+say "verify-only echo / nginx: $(na "$r_nginx") (target >= 0.5)"
+say "RSS per worker: $(na "$rss_worker_max") MB (target < 30)"
+say "(bench took $(($(date +%s) - START)) s)"
