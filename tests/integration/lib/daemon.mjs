@@ -236,7 +236,9 @@ export class Ewpd {
     return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  async start({ timeout = 10000 } = {}) {
+  // readyStatus: the /healthz status that means "started" (200; 503 for a
+  // node that starts without any catalogue).
+  async start({ timeout = 10000, readyStatus = 200 } = {}) {
     const fd = fs.openSync(this.logPath, 'a');
     const p = spawn(EWPD, ['-c', this.confPath], { stdio: ['ignore', fd, fd], detached: false });
     fs.closeSync(fd);
@@ -253,7 +255,7 @@ export class Ewpd {
       }
       try {
         const r = await request(this.endpoint, { method: 'GET', target: '/healthz', headers: [['Host', this.hostHeader]], timeout: 2000 });
-        if (r.status === 200) return;
+        if (r.status === readyStatus) return;
         last = `status ${r.status}`;
       } catch (e) {
         last = e.message;
@@ -261,7 +263,7 @@ export class Ewpd {
       await sleep(50);
     }
     await this.stop();
-    throw new Error(`ewpd did not answer GET /healthz with 200 within ${timeout} ms (last: ${last}).\n--- ewpd log ---\n${this.log()}`);
+    throw new Error(`ewpd did not answer GET /healthz with ${readyStatus} within ${timeout} ms (last: ${last}).\n--- ewpd log ---\n${this.log()}`);
   }
 
   signal(sig) {
