@@ -78,6 +78,7 @@ struct conf_parse {
 	char *err;
 	size_t errlen;
 	bool seen[NKEYS];
+	int lines[NKEYS]; /* where each key was set, for checks made at the end */
 };
 
 static int conf_fail(struct conf_parse *p, const char *fmt, ...) EWP_PRINTF(2, 3);
@@ -279,6 +280,7 @@ conf_parse_line(struct conf_parse *p, struct conf *c, char *line, char *section,
 	if (p->seen[idx])
 		return conf_fail(p, "key \"%s\" set twice in [%s]", name, section);
 	p->seen[idx] = true;
+	p->lines[idx] = p->line;
 	return conf_set(p, c, k, value);
 }
 
@@ -299,6 +301,15 @@ conf_apply_defaults(struct conf_parse *p, struct conf *c)
 	return 0;
 }
 
+/* Points error messages at the line that set [section] name (0 if defaulted). */
+static void
+conf_at(struct conf_parse *p, const char *section, const char *name)
+{
+	size_t idx;
+
+	p->line = conf_find(section, name, &idx) ? p->lines[idx] : 0;
+}
+
 /* Splits listen = host:port. */
 static int
 conf_check_listen(struct conf_parse *p, struct conf *c)
@@ -307,6 +318,7 @@ conf_check_listen(struct conf_parse *p, struct conf *c)
 	long port;
 	char *end;
 
+	conf_at(p, "server", "listen");
 	if (colon == NULL || colon == c->listen)
 		return conf_fail(p, "listen: \"%s\" is not host:port", c->listen);
 	errno = 0;
@@ -325,6 +337,7 @@ conf_check_public_url(struct conf_parse *p, struct conf *c)
 	const char *u = c->public_url, *host;
 	size_t len;
 
+	conf_at(p, "server", "public_url");
 	if (strncmp(u, "https://", 8) == 0)
 		host = u + 8;
 	else if (strncmp(u, "http://", 7) == 0)
@@ -347,17 +360,24 @@ conf_check(struct conf_parse *p, struct conf *c)
 {
 	if (conf_check_listen(p, c) == -1 || conf_check_public_url(p, c) == -1)
 		return -1;
+	conf_at(p, "server", "tls");
 	if (c->tls && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0'))
-		return conf_fail(p, "tls = on needs tls_cert and tls_key");
+		return conf_fail(p, "[server] tls = on needs tls_cert and tls_key");
+	conf_at(p, "ewp", "manifest_path");
 	if (c->manifest_path[0] != '/')
-		return conf_fail(p, "manifest_path must start with /");
+		return conf_fail(p, "[ewp] manifest_path must start with /");
+	conf_at(p, "ewp", "admin_email");
 	if (strchr(c->admin_email, '@') == NULL)
-		return conf_fail(p, "admin_email: \"%s\" is not an e-mail address", c->admin_email);
+		return conf_fail(p, "[ewp] admin_email: \"%s\" is not an e-mail address",
+		                 c->admin_email);
+	conf_at(p, "registry", "url");
 	if (strncmp(c->registry_url, "https://", 8) != 0 &&
 	    strncmp(c->registry_url, "file://", 7) != 0)
-		return conf_fail(p, "url: registry URL must be https:// or file://");
+		return conf_fail(p, "[registry] url: \"%s\" must be https:// or file://",
+		                 c->registry_url);
+	conf_at(p, "keys", "server_key");
 	if (strcmp(c->client_key, c->server_key) == 0)
-		return conf_fail(p, "client_key and server_key must be different keys");
+		return conf_fail(p, "[keys] client_key and server_key must be different keys");
 	return 0;
 }
 

@@ -119,7 +119,7 @@ sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen
 		goto out;
 	}
 	if (st == FETCH_ERROR) {
-		snprintf(msg, msglen, "catalogue %s: %s", c->registry_url, res.error);
+		snprintf(msg, msglen, "catalogue: %s", res.error);
 		goto out;
 	}
 	codec_sha256(res.body.data, res.body.len, digest);
@@ -234,10 +234,10 @@ sup_reap(struct supervisor *s)
 			if (s->stopping) {
 				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 					log_warnx("worker %d (pid %d) did not stop cleanly (%s %d)",
-						  i, (int)pid,
-						  WIFSIGNALED(status) ? "signal" : "status",
-						  WIFSIGNALED(status) ? WTERMSIG(status)
-								      : WEXITSTATUS(status));
+					          i, (int)pid,
+					          WIFSIGNALED(status) ? "signal" : "status",
+					          WIFSIGNALED(status) ? WTERMSIG(status)
+					                              : WEXITSTATUS(status));
 					s->worker_failed = true;
 				}
 				break;
