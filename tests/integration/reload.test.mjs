@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { Ewpd, itest } from './lib/daemon.mjs';
+import { Ewpd, ewpctlKey, itest } from './lib/daemon.mjs';
 import { NS } from './lib/env.mjs';
 import { assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
 import { makeKey } from './lib/sign.mjs';
@@ -166,4 +166,34 @@ itest(() => fx, 'reload: a broken config on SIGHUP is refused, ewpd keeps runnin
   const { names } = await manifestNames();
   assert.ok(names.includes(fx.conf.ewp.hei_name), `the last good configuration stays in force: ${JSON.stringify(names)}`);
   fs.writeFileSync(fx.confPath, good);
+});
+
+itest(() => fx, 'reload: key rotation — keys listed in publish_client/publish_server appear in the manifest beside the keys in use', async () => {
+  const newClient = ewpctlKey(fx.keysDir, 'client-next');
+  const newServer = ewpctlKey(fx.keysDir, 'server-next');
+  fx.writeConfig({ keys: { publish_client: 'client-next.pem.pub', publish_server: 'server-next.pem.pub' } });
+  fx.signal('SIGHUP');
+  const keysIn = (res, what) => {
+    const host = parseXml(res.body).element(NS.manifest, 'host');
+    const el = host.element(NS.manifest, what);
+    return el ? el.elements(NS.manifest, 'rsa-public-key').map((k) => k.text.replace(/\s+/g, '')) : [];
+  };
+  await pollUntil(async () => {
+    const res = await fx.get(fx.manifestPath);
+    const cli = keysIn(res, 'client-credentials-in-use');
+    const srv = keysIn(res, 'server-credentials-in-use');
+    const ok = JSON.stringify(cli) === JSON.stringify([fx.clientKey.b64, newClient.b64]) &&
+      JSON.stringify(srv) === JSON.stringify([fx.serverKey.b64, newServer.b64]);
+    return { ok, detail: `client keys ${cli.length}, server keys ${srv.length}${exchange(null, res)}` };
+  }, 5000, 'both the keys in use and the published ones in the manifest');
+  // A published key that cannot be read makes the reload fail as a whole.
+  fx.writeConfig({ keys: { publish_client: 'missing.pem.pub', publish_server: '' } });
+  const from = fx.logSize();
+  fx.signal('SIGHUP');
+  await sleep(800);
+  assert.match(fx.log(from), /reload refused.*missing\.pem\.pub/, 'the refused reload names the unreadable key');
+  const res = await fx.get(fx.manifestPath);
+  assert.equal(keysIn(res, 'client-credentials-in-use').length, 2, 'the running manifest is kept');
+  fx.writeConfig({ keys: { publish_client: '', publish_server: '' } });
+  fx.signal('SIGHUP');
 });
