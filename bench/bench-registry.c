@@ -14,6 +14,7 @@
  * from the catalogue text, so any catalogue works, not only generated
  * ones. Lookups pick uniformly random queries from those lists.
  */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,10 +198,11 @@ bench_lookups(const struct registry *r, const struct queries *q, long n)
 	t0 = now_ns();
 	for (hits = 0, i = 0; i < n; i++) {
 		if (i & 1)
-			hits += registry_hei_by_other_id(r, "pic", q->pics.v[pick(q->pics.n)]) != NULL;
+			hits +=
+			    registry_hei_by_other_id(r, "pic", q->pics.v[pick(q->pics.n)]) != NULL;
 		else
 			hits += registry_hei_by_other_id(r, "erasmus",
-							 q->erasmus.v[pick(q->erasmus.n)]) != NULL;
+			                                 q->erasmus.v[pick(q->erasmus.n)]) != NULL;
 	}
 	report("registry_hei_by_other_id", t0, n, hits);
 }
@@ -248,8 +250,8 @@ main(int argc, char **argv)
 	struct rusage ru;
 	struct queries q;
 	struct registry *r;
+	size_t len, heap0, heap1;
 	long rss0, rss1;
-	size_t len;
 	char *text;
 
 	if (argc < 2 || lookups <= 0) {
@@ -265,12 +267,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 	printf("catalogue %s: %.1f MiB\n", argv[1], (double)len / 1048576.0);
-	rss0 = rss_kib();
+	heap0 = mallinfo2().uordblks + mallinfo2().hblkhd;
 	r = timed_loads(argv[1]);
+	heap1 = mallinfo2().uordblks + mallinfo2().hblkhd;
+	rss0 = rss_kib();
+	malloc_trim(0);
 	rss1 = rss_kib();
-	printf("snapshot: %zu hosts, %zu HEIs, %zu keys; RSS %ld KiB before first load, %ld KiB "
-	       "holding one snapshot\n",
-	       registry_host_count(r), registry_hei_count(r), registry_key_count(r), rss0, rss1);
+	printf("snapshot: %zu hosts, %zu HEIs, %zu keys; heap in use by it %.1f MiB; RSS %ld KiB "
+	       "after the loads, %ld KiB after malloc_trim\n",
+	       registry_host_count(r), registry_hei_count(r), registry_key_count(r),
+	       (double)(heap1 - heap0) / 1048576.0, rss0, rss1);
 	bench_lookups(r, &q, lookups);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("peak RSS (getrusage ru_maxrss): %ld KiB\n", ru.ru_maxrss);

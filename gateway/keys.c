@@ -40,10 +40,19 @@ struct keys_priv {
 };
 
 struct keys_pub {
+	/*
+	 * An RSA key in the canonical form (keys_spki_rsa) is kept as n and
+	 * e, and pkey is made from them on its first verification (see
+	 * keys_pub_pkey): a catalogue holds thousands of keys, a worker
+	 * verifies with a few, and an EVP_PKEY costs ~900 bytes. Any other
+	 * key has the pkey OpenSSL parsed.
+	 */
 	EVP_PKEY *pkey;
 	char keyid[CODEC_SHA256_HEX_LEN + 1];
 	int bits;
 	bool rsa;
+	size_t nlen, elen;
+	unsigned char ne[]; /* n then e, big-endian, without sign bytes */
 };
 
 static void keys_err(char *err, size_t errlen, const char *fmt, ...) EWP_PRINTF(3, 4);
@@ -422,44 +431,35 @@ keys_spki_rsa(const unsigned char *der, size_t len, struct keys_der *n, struct k
 
 /* OSSL_PARAM big numbers are in native byte order; DER is big-endian. */
 static void
-keys_to_native(unsigned char *out, const struct keys_der *mag)
+keys_to_native(unsigned char *out, const unsigned char *be, size_t len)
 {
 	const union {
 		unsigned short s;
 		unsigned char c[sizeof(unsigned short)];
 	} one = {1};
-	size_t len = (size_t)(mag->end - mag->p), i;
+	size_t i;
 
 	if (one.c[0] == 0) {
-		memcpy(out, mag->p, len);
+		memcpy(out, be, len);
 		return;
 	}
 	for (i = 0; i < len; i++)
-		out[i] = mag->p[len - 1 - i];
+		out[i] = be[len - 1 - i];
 }
 
-/*
- * The fast path for keys_pub_from_der: d2i_PUBKEY costs about 75 us per
- * key in OpenSSL 3 (it sets up a decoder chain every call), which is most
- * of a catalogue load. For the canonical RSA encoding we read n and e
- * ourselves and import them; NULL means "not that form", not "invalid".
- */
+/* An EVP_PKEY from n and e: about 3 us, where d2i_PUBKEY takes ~75 us. */
 static EVP_PKEY *
-keys_rsa_from_spki(const unsigned char *der, size_t len)
+keys_rsa_import(const struct keys_pub *k)
 {
 	unsigned char nbuf[KEYS_MAX_BITS / 8], ebuf[KEYS_MAX_BITS / 8];
-	struct keys_der n, e;
 	OSSL_PARAM params[3];
 	EVP_PKEY_CTX *ctx;
 	EVP_PKEY *pkey = NULL;
 
-	if (!keys_spki_rsa(der, len, &n, &e) || (size_t)(n.end - n.p) > sizeof(nbuf) ||
-	    (size_t)(e.end - e.p) > sizeof(ebuf))
-		return NULL;
-	keys_to_native(nbuf, &n);
-	keys_to_native(ebuf, &e);
-	params[0] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_N, nbuf, (size_t)(n.end - n.p));
-	params[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_E, ebuf, (size_t)(e.end - e.p));
+	keys_to_native(nbuf, k->ne, k->nlen);
+	keys_to_native(ebuf, k->ne + k->nlen, k->elen);
+	params[0] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_N, nbuf, k->nlen);
+	params[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_E, ebuf, k->elen);
 	params[2] = OSSL_PARAM_construct_end();
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
 	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
@@ -469,42 +469,84 @@ keys_rsa_from_spki(const unsigned char *der, size_t len)
 	return pkey;
 }
 
-/* Any key type and encoding OpenSSL accepts, all bytes consumed. */
-static EVP_PKEY *
-keys_any_from_spki(const unsigned char *der, size_t len)
+/* Bits of a big-endian magnitude whose first byte is not 0, as BN_num_bits counts them. */
+static int
+keys_magnitude_bits(const unsigned char *p, size_t len)
+{
+	int bits = (int)(len - 1) * 8;
+	unsigned c;
+
+	for (c = p[0]; c != 0; c >>= 1)
+		bits++;
+	return bits;
+}
+
+/* The canonical RSA form, kept as n and e (see struct keys_pub); NULL for any other. */
+static struct keys_pub *
+keys_pub_rsa(const unsigned char *der, size_t len)
+{
+	struct keys_der n, e;
+	struct keys_pub *k;
+	size_t nlen, elen;
+
+	if (!keys_spki_rsa(der, len, &n, &e))
+		return NULL;
+	nlen = (size_t)(n.end - n.p);
+	elen = (size_t)(e.end - e.p);
+	if (nlen > KEYS_MAX_BITS / 8 || elen > KEYS_MAX_BITS / 8)
+		return NULL; /* larger than any key we make: left to OpenSSL */
+	k = xcalloc(1, sizeof(*k) + nlen + elen);
+	memcpy(k->ne, n.p, nlen);
+	memcpy(k->ne + nlen, e.p, elen);
+	k->nlen = nlen;
+	k->elen = elen;
+	k->bits = keys_magnitude_bits(n.p, nlen);
+	k->rsa = true;
+	return k;
+}
+
+/* Any key type and encoding OpenSSL accepts, all bytes consumed; NULL otherwise. */
+static struct keys_pub *
+keys_pub_openssl(const unsigned char *der, size_t len)
 {
 	const unsigned char *p = der;
+	struct keys_pub *k;
 	EVP_PKEY *pkey;
 
 	if (len > LONG_MAX)
 		return NULL;
 	pkey = d2i_PUBKEY(NULL, &p, (long)len);
 	/* Trailing bytes would make the keyId differ for the same key. */
-	if (pkey != NULL && p != der + len) {
+	if (pkey == NULL || p != der + len) {
 		EVP_PKEY_free(pkey);
-		pkey = NULL;
+		ERR_clear_error();
+		return NULL;
 	}
-	return pkey;
-}
-
-struct keys_pub *
-keys_pub_from_der(const unsigned char *der, size_t len)
-{
-	struct keys_pub *k;
-	EVP_PKEY *pkey;
-
-	if (len == 0)
-		return NULL;
-	pkey = keys_rsa_from_spki(der, len);
-	if (pkey == NULL)
-		pkey = keys_any_from_spki(der, len);
-	ERR_clear_error();
-	if (pkey == NULL)
-		return NULL;
 	k = xcalloc(1, sizeof(*k));
 	k->pkey = pkey;
 	k->bits = EVP_PKEY_get_bits(pkey);
 	k->rsa = EVP_PKEY_is_a(pkey, "RSA");
+	return k;
+}
+
+/*
+ * The canonical RSA form takes our own path: d2i_PUBKEY costs about 75 us
+ * a key in OpenSSL 3 (it sets up a decoder chain on every call), most of
+ * a catalogue load. Everything else, other key types and any encoding
+ * our strict reader declines, goes to OpenSSL as before.
+ */
+struct keys_pub *
+keys_pub_from_der(const unsigned char *der, size_t len)
+{
+	struct keys_pub *k;
+
+	if (len == 0)
+		return NULL;
+	k = keys_pub_rsa(der, len);
+	if (k == NULL)
+		k = keys_pub_openssl(der, len);
+	if (k == NULL)
+		return NULL;
 	/* The Registry hashes the bytes it publishes, so hash them as given. */
 	keys_fingerprint_der(der, len, k->keyid);
 	return k;
@@ -551,22 +593,44 @@ keys_pub_is_rsa(const struct keys_pub *k)
 	return k->rsa;
 }
 
+/*
+ * The EVP_PKEY of k, made from n and e on first use and kept. Only that
+ * cache changes in a key handed out as const; it is published with a
+ * compare-and-swap, so that concurrent verifications stay safe (the
+ * loser frees its copy).
+ */
+static EVP_PKEY *
+keys_pub_pkey(const struct keys_pub *k)
+{
+	EVP_PKEY **cache = &((struct keys_pub *)k)->pkey;
+	EVP_PKEY *pkey = __atomic_load_n(cache, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (pkey != NULL || (pkey = keys_rsa_import(k)) == NULL)
+		return pkey;
+	if (!__atomic_compare_exchange_n(cache, &none, pkey, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		EVP_PKEY_free(pkey);
+		pkey = none; /* the winner's */
+	}
+	return pkey;
+}
+
 bool
 keys_pub_verify(const struct keys_pub *k, const void *data, size_t len, const char *sig_b64)
 {
 	EVP_MD_CTX *ctx;
 	EVP_PKEY_CTX *pctx = NULL;
+	EVP_PKEY *pkey;
 	unsigned char *sig;
 	size_t siglen;
 	bool ok;
 
 	if (!k->rsa || codec_base64_decode(sig_b64, strlen(sig_b64), &sig, &siglen) == -1)
 		return false;
-	if ((ctx = EVP_MD_CTX_new()) == NULL) {
-		free(sig);
-		return false;
-	}
-	ok = EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, k->pkey) == 1 &&
+	pkey = keys_pub_pkey(k);
+	ctx = EVP_MD_CTX_new();
+	ok = pkey != NULL && ctx != NULL &&
+	     EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
 	     keys_set_pkcs1(pctx) == 0 && EVP_DigestVerify(ctx, sig, siglen, data, len) == 1;
 	if (!ok)
 		ERR_clear_error();

@@ -28,6 +28,7 @@
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
 
+#include "buf.h"
 #include "log.h"
 #include "xmalloc.h"
 #include "xml.h"
@@ -246,31 +247,42 @@ xml_internal_subset_cb(void *ctx, const xmlChar *name, const xmlChar *ext_id, co
 	xml_stop(ctx, "DOCTYPE not allowed");
 }
 
+/* Counts one more level of nesting; false (parser stopped) past the limit. */
+static bool
+xml_enter(xmlParserCtxtPtr ctxt)
+{
+	struct xml_errs *e = ctxt->_private;
+	char msg[64];
+
+	if (++e->depth <= EWP_MAX_XML_DEPTH)
+		return true;
+	snprintf(msg, sizeof(msg), "element nesting deeper than %d", EWP_MAX_XML_DEPTH);
+	xml_stop(ctxt, msg);
+	return false;
+}
+
+static void
+xml_leave(xmlParserCtxtPtr ctxt)
+{
+	struct xml_errs *e = ctxt->_private;
+
+	e->depth--;
+}
+
 static void
 xml_start_cb(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
              int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
              const xmlChar **attributes)
 {
-	xmlParserCtxtPtr ctxt = ctx;
-	struct xml_errs *e = ctxt->_private;
-	char msg[64];
-
-	if (++e->depth > EWP_MAX_XML_DEPTH) {
-		snprintf(msg, sizeof(msg), "element nesting deeper than %d", EWP_MAX_XML_DEPTH);
-		xml_stop(ctxt, msg);
-		return;
-	}
-	xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
-	                      nb_defaulted, attributes);
+	if (xml_enter(ctx))
+		xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces,
+		                      nb_attributes, nb_defaulted, attributes);
 }
 
 static void
 xml_end_cb(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
 {
-	xmlParserCtxtPtr ctxt = ctx;
-	struct xml_errs *e = ctxt->_private;
-
-	e->depth--;
+	xml_leave(ctx);
 	xmlSAX2EndElementNs(ctx, localname, prefix, uri);
 }
 
@@ -349,6 +361,237 @@ xml_parse(const char *data, size_t len, size_t max_len, char *err, size_t errlen
 	xmlFreeParserCtxt(ctxt);
 	xmlResetLastError(); /* no global residue for the next caller */
 	return doc;
+}
+
+/* ---- streaming ---- */
+
+struct xml_stream {
+	struct xml_errs errs; /* first: the shared hooks reach it as ctxt->_private */
+	const struct xml_stream_cb *cb;
+	void *user;
+	xml_next_fn *next;
+	void *next_ctx;
+	const char *piece; /* what is left of the caller's last piece */
+	size_t left;
+	bool eof; /* the caller has no more */
+	size_t total, max_len;
+	struct buf scratch; /* decoded attribute values */
+};
+
+struct xml_el {
+	struct xml_stream *stream;
+	const xmlChar **attrs; /* libxml2's (local, prefix, URI, value, end) quintuples */
+	int nattrs;
+};
+
+static bool
+xml_ns_equal(const xmlChar *uri, const char *ns)
+{
+	if (uri == NULL || ns == NULL)
+		return (const char *)uri == ns;
+	return strcmp((const char *)uri, ns) == 0;
+}
+
+/*
+ * Without entity substitution libxml2 hands a '&' inside an attribute
+ * value (written as &amp; or &#38;) on as the text "&#38;", for the tree
+ * builder to decode later; there is no tree here, so decode it. No other
+ * reference can remain: predefined ones and character references are
+ * already decoded, and any other entity is undeclared (no DOCTYPE).
+ */
+static const char *
+xml_attr_decode(struct buf *b, const char *v, size_t len, size_t *outlen)
+{
+	static const char amp[] = "&#38;";
+	const char *end = v + len, *at;
+
+	buf_reset(b);
+	while ((at = memmem(v, (size_t)(end - v), amp, sizeof(amp) - 1)) != NULL) {
+		if (buf_add(b, v, (size_t)(at - v)) == -1 || buf_add(b, "&", 1) == -1)
+			return NULL;
+		v = at + sizeof(amp) - 1;
+	}
+	if (buf_add(b, v, (size_t)(end - v)) == -1)
+		return NULL;
+	*outlen = b->len;
+	return buf_cstr(b);
+}
+
+const char *
+xml_el_attr(const struct xml_el *el, const char *ns, const char *name, size_t *len)
+{
+	const xmlChar **a;
+	const char *v;
+	int i;
+
+	for (i = 0; i < el->nattrs; i++) {
+		a = el->attrs + 5 * i;
+		if (strcmp((const char *)a[0], name) != 0 || !xml_ns_equal(a[2], ns))
+			continue;
+		v = (const char *)a[3];
+		*len = (size_t)(a[4] - a[3]);
+		if (memchr(v, '&', *len) == NULL)
+			return v;
+		return xml_attr_decode(&el->stream->scratch, v, *len, len);
+	}
+	return NULL;
+}
+
+static void
+xml_stream_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
+                 int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
+                 const xmlChar **attributes)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+	struct xml_stream *s = ctxt->_private;
+	struct xml_el el = {s, attributes, nb_attributes};
+
+	(void)prefix;
+	(void)nb_namespaces;
+	(void)namespaces;
+	(void)nb_defaulted; /* only a DTD defaults attributes, and there is none */
+	if (xml_enter(ctxt))
+		s->cb->start(s->user, uri != NULL ? (const char *)uri : "", (const char *)localname,
+		             &el);
+}
+
+static void
+xml_stream_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+	struct xml_stream *s = ctxt->_private;
+
+	(void)localname;
+	(void)prefix;
+	(void)uri;
+	xml_leave(ctxt);
+	s->cb->end(s->user);
+}
+
+/* Character data, ignorable whitespace and CDATA alike: what xmlNodeGetContent joins. */
+static void
+xml_stream_text(void *ctx, const xmlChar *text, int len)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+	struct xml_stream *s = ctxt->_private;
+
+	if (len > 0)
+		s->cb->text(s->user, (const char *)text, (size_t)len);
+}
+
+/* Only our callbacks: nothing builds a tree, and a DOCTYPE stops the parse. */
+static void
+xml_stream_sax(xmlSAXHandler *sax)
+{
+	memset(sax, 0, sizeof(*sax));
+	sax->initialized = XML_SAX2_MAGIC;
+	sax->serror = xml_parse_error_cb;
+	sax->internalSubset = xml_internal_subset_cb;
+	sax->startElementNs = xml_stream_start;
+	sax->endElementNs = xml_stream_end;
+	sax->characters = xml_stream_text;
+	sax->ignorableWhitespace = xml_stream_text;
+	sax->cdataBlock = xml_stream_text;
+}
+
+/* Records why the document is refused; libxml2's own complaint that follows is dropped. */
+static int
+xml_stream_refuse(struct xml_stream *s, const char *msg)
+{
+	xml_errs_add(&s->errs, 0, msg);
+	s->errs.stopped = true;
+	return -1;
+}
+
+/* Takes the caller's next piece: its size, 0 at the end, -1 when refused. */
+static ssize_t
+xml_stream_next(struct xml_stream *s)
+{
+	ssize_t n;
+	char msg[96];
+
+	if (s->eof || s->errs.stopped)
+		return s->eof ? 0 : -1;
+	n = s->next(s->next_ctx, &s->piece);
+	if (n < 0)
+		return xml_stream_refuse(s, "cannot read the document");
+	if ((size_t)n > s->max_len - s->total) {
+		snprintf(msg, sizeof(msg), "document too large (limit %zu bytes)", s->max_len);
+		return xml_stream_refuse(s, msg);
+	}
+	s->eof = n == 0;
+	s->total += (size_t)n;
+	s->left = (size_t)n;
+	return n;
+}
+
+/*
+ * libxml2's input callback. Requests are filled as far as the document
+ * goes, whatever the size of the caller's pieces: the parser takes a
+ * short first read for the whole document (and then misses its XML
+ * declaration, for one).
+ */
+static int
+xml_stream_input(void *ctx, char *out, int len)
+{
+	struct xml_stream *s = ctx;
+	size_t got = 0, n;
+
+	while (got < (size_t)len && (s->left > 0 || xml_stream_next(s) > 0)) {
+		n = s->left < (size_t)len - got ? s->left : (size_t)len - got;
+		memcpy(out + got, s->piece, n);
+		s->piece += n;
+		s->left -= n;
+		got += n;
+	}
+	return s->errs.stopped ? -1 : (int)got;
+}
+
+/*
+ * libxml2's pull parser on an I/O callback rather than its push parser:
+ * the input is still never held whole, and its messages for a truncated
+ * document are those of xml_parse ("Premature end of data in tag ...").
+ */
+static void
+xml_stream_parse(struct xml_stream *s)
+{
+	xmlSAXHandler sax;
+	xmlParserCtxtPtr ctxt;
+
+	xml_stream_sax(&sax);
+	ctxt = xmlCreateIOParserCtxt(&sax, NULL, xml_stream_input, NULL, s, XML_CHAR_ENCODING_NONE);
+	if (ctxt == NULL) {
+		xml_stream_refuse(s, "cannot create XML parser");
+		return;
+	}
+	ctxt->_private = s;
+	xmlCtxtUseOptions(ctxt, XML_PEER_OPTIONS);
+	(void)xmlParseDocument(ctxt);
+	/* Namespace errors (an undeclared prefix) do not clear wellFormed. */
+	if (!ctxt->wellFormed || !ctxt->nsWellFormed)
+		s->errs.stopped = true; /* refused; libxml2 gave the reason */
+	xmlFreeParserCtxt(ctxt);
+}
+
+int
+xml_stream(const struct xml_stream_cb *cb, void *user, xml_next_fn *next, void *next_ctx,
+           size_t max_len, char *err, size_t errlen)
+{
+	struct xml_stream s = {
+	    .cb = cb, .user = user, .next = next, .next_ctx = next_ctx, .max_len = max_len};
+
+	xml_errs_init(&s.errs, err, errlen, 1);
+	buf_init(&s.scratch, max_len);
+	/* Read ahead: an empty document gets xml_parse's message, not libxml2's. */
+	if (xml_stream_next(&s) == 0)
+		xml_stream_refuse(&s, "empty document");
+	if (!s.errs.stopped)
+		xml_stream_parse(&s);
+	if (s.errs.stopped)
+		xml_errs_default(&s.errs, "malformed XML");
+	buf_free(&s.scratch);
+	xmlResetLastError(); /* no global residue for the next caller */
+	return s.errs.stopped ? -1 : 0;
 }
 
 struct xsd *

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h> /* ssize_t */
 
 #include <libxml/tree.h>
 
@@ -23,6 +24,40 @@ void xml_cleanup(void);
 
 /* Parses a document; NULL with a reason in err (line:column) on failure. */
 xmlDocPtr xml_parse(const char *data, size_t len, size_t max_len, char *err, size_t errlen);
+
+/*
+ * Streaming parse, for documents too large to keep as a tree (the
+ * Registry catalogue): the same refusals as xml_parse (no DOCTYPE, no
+ * nesting past EWP_MAX_XML_DEPTH, no network, at most max_len bytes),
+ * but elements and text go to callbacks as they are read and no tree is
+ * built; nor is the document ever held whole.
+ */
+struct xml_el; /* an element being started; valid during the start callback */
+struct xml_stream_cb {
+	/* ns is "" for no namespace; name is the local name. */
+	void (*start)(void *user, const char *ns, const char *name, const struct xml_el *el);
+	void (*end)(void *user);
+	/* Character data and CDATA, in pieces, references decoded. */
+	void (*text)(void *user, const char *s, size_t len);
+};
+/*
+ * Hands out the document: points *data at the next bytes (valid until
+ * the next call) and returns their count; 0 at the end, -1 on failure.
+ */
+typedef ssize_t xml_next_fn(void *ctx, const char **data);
+/*
+ * 0 when the document was read whole and is well-formed; -1 with the
+ * first problem (line: message) in err otherwise. The callbacks may have
+ * seen part of the document either way.
+ */
+int xml_stream(const struct xml_stream_cb *cb, void *user, xml_next_fn *next, void *next_ctx,
+               size_t max_len, char *err, size_t errlen) EWP_MUSTCHECK;
+/*
+ * Value of attribute `name` in namespace ns (NULL: none) as (pointer,
+ * *len), not NUL-terminated; NULL when absent. Valid until the next call
+ * or the end of the start callback.
+ */
+const char *xml_el_attr(const struct xml_el *el, const char *ns, const char *name, size_t *len);
 
 struct xsd;
 /* Compiles an XSD file (imports resolved through the catalog). */

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "keys.h"
 #include "xmalloc.h"
@@ -287,6 +289,102 @@ test_keys_pub_from_der_refuses_garbage(void **state)
 	free(b64);
 	keys_priv_free(k);
 	free(pem);
+}
+
+/* What OpenSSL's general decoder makes of der: NULL, or the key with every byte used. */
+static EVP_PKEY *
+reference_pubkey(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)len);
+
+	if (pk != NULL && p != der + len) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	ERR_clear_error();
+	return pk;
+}
+
+/* keys_pub_from_der must accept exactly what d2i_PUBKEY accepts, as the same key. */
+static void
+check_like_openssl(const unsigned char *der, size_t len)
+{
+	struct keys_pub *k = keys_pub_from_der(der, len);
+	EVP_PKEY *ref = reference_pubkey(der, len);
+
+	if (ref == NULL) {
+		assert_null(k);
+		return;
+	}
+	assert_non_null(k);
+	assert_int_equal(keys_pub_bits(k), EVP_PKEY_get_bits(ref));
+	assert_int_equal(keys_pub_is_rsa(k), EVP_PKEY_is_a(ref, "RSA"));
+	keys_pub_free(k);
+	EVP_PKEY_free(ref);
+}
+
+/* base64 of an rsa-sha256 (PKCS#1 v1.5) signature of msg. */
+static char *
+sign_b64(EVP_PKEY *pk, const char *msg)
+{
+	unsigned char sig[512];
+	char *b64 = xmalloc(sizeof(sig) * 4 / 3 + 4);
+	size_t len = sizeof(sig);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, pk), 1);
+	assert_int_equal(EVP_DigestSign(ctx, sig, &len, (const unsigned char *)msg, strlen(msg)),
+	                 1);
+	EVP_EncodeBlock((unsigned char *)b64, sig, (int)len);
+	EVP_MD_CTX_free(ctx);
+	return b64;
+}
+
+/*
+ * The canonical RSA form takes a fast path of our own; every one-byte
+ * change, truncation and extension of a real key must still get the
+ * answer OpenSSL gives, and the key must verify what it signed.
+ */
+static void
+test_keys_pub_from_der_agrees_with_openssl(void **state)
+{
+	static const unsigned char flips[] = {0x01, 0x80, 0xff};
+	EVP_PKEY *pk = EVP_RSA_gen(2048);
+	unsigned char *der = NULL, *m;
+	struct keys_pub *k;
+	char *sig;
+	int len;
+
+	(void)state;
+	assert_non_null(pk);
+	len = i2d_PUBKEY(pk, &der);
+	assert_true(len > 0);
+	m = xmalloc((size_t)len + 1);
+	memcpy(m, der, (size_t)len);
+	check_like_openssl(m, (size_t)len);
+	for (int i = 0; i < len; i++) {
+		for (size_t f = 0; f < sizeof(flips); f++) {
+			m[i] ^= flips[f];
+			check_like_openssl(m, (size_t)len);
+			m[i] ^= flips[f];
+		}
+		check_like_openssl(m, (size_t)i);
+	}
+	m[len] = 0;
+	check_like_openssl(m, (size_t)len + 1);
+
+	sig = sign_b64(pk, "hello");
+	k = keys_pub_from_der(der, (size_t)len);
+	assert_non_null(k);
+	assert_true(keys_pub_verify(k, "hello", 5, sig));
+	assert_false(keys_pub_verify(k, "hellp", 5, sig));
+	keys_pub_free(k);
+	free(sig);
+	free(m);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
 }
 
 static void
@@ -563,6 +661,7 @@ main(void)
 	const struct CMUnitTest plain[] = {
 	    cmocka_unit_test(test_keys_fingerprint_der_is_hex_sha256),
 	    cmocka_unit_test(test_keys_priv_from_pem_refuses_garbage),
+	    cmocka_unit_test(test_keys_pub_from_der_agrees_with_openssl),
 	    cmocka_unit_test(test_keys_priv_refuses_non_rsa),
 	    cmocka_unit_test(test_keys_generate_writes_0600_key_and_0644_pub),
 	    cmocka_unit_test(test_keys_generate_never_overwrites),

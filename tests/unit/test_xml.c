@@ -88,14 +88,96 @@ group_teardown(void **state)
 	return 0;
 }
 
-/* Parses a string that must be refused; returns the reason. */
+/* ---- xml_stream: the document in small pieces, events as text ---- */
+
+struct piecer {
+	const char *data;
+	size_t len, piece;
+	bool fail; /* report a read error once the data is used up */
+};
+
+static ssize_t
+next_piece(void *ctx, const char **data)
+{
+	struct piecer *p = ctx;
+	size_t n = p->len < p->piece ? p->len : p->piece;
+
+	if (n == 0 && p->fail)
+		return -1;
+	*data = p->data;
+	p->data += n;
+	p->len -= n;
+	return (ssize_t)n;
+}
+
+static void
+ev_add(struct buf *b, const char *s, size_t len)
+{
+	assert_int_equal(buf_add(b, s, len), 0);
+}
+
+/* "<{ns}name a=.. lang=.. p:b=..>" with the attributes the tests look at. */
+static void
+ev_start(void *user, const char *ns, const char *name, const struct xml_el *el)
+{
+	static const char *const attrs[][2] = {
+	    {NULL, "a"}, {"http://www.w3.org/XML/1998/namespace", "lang"}, {"urn:x", "b"}};
+	struct buf *b = user;
+	const char *v;
+	size_t len;
+
+	assert_int_equal(buf_printf(b, "<{%s}%s", ns, name), 0);
+	for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		if ((v = xml_el_attr(el, attrs[i][0], attrs[i][1], &len)) == NULL)
+			continue;
+		assert_int_equal(buf_printf(b, " %s=[", attrs[i][1]), 0);
+		ev_add(b, v, len);
+		ev_add(b, "]", 1);
+	}
+	ev_add(b, ">", 1);
+}
+
+static void
+ev_end(void *user)
+{
+	ev_add(user, "</>", 3);
+}
+
+static void
+ev_text(void *user, const char *s, size_t len)
+{
+	ev_add(user, s, len);
+}
+
+static const struct xml_stream_cb ev_cb = {ev_start, ev_end, ev_text};
+
+/* Streams doc in `piece`-byte pieces; the events go to *events when not NULL. */
+static int
+stream(const char *doc, size_t len, size_t piece, size_t max_len, struct buf *events, char *err,
+       size_t errlen)
+{
+	struct piecer p = {doc, len, piece, false};
+	struct buf junk;
+	int rc;
+
+	buf_init(&junk, SIZE_MAX / 2);
+	rc = xml_stream(&ev_cb, events != NULL ? events : &junk, next_piece, &p, max_len, err,
+	                errlen);
+	buf_free(&junk);
+	return rc;
+}
+
+/* Parses a string that must be refused, by xml_parse and xml_stream alike; returns the reason. */
 static void
 refused(const char *doc, size_t len, char *err, size_t errlen)
 {
 	xmlDocPtr d = xml_parse(doc, len, 1024 * 1024, err, errlen);
+	char serr[512];
 
 	assert_null(d);
 	assert_true(err[0] != '\0');
+	assert_int_equal(stream(doc, len, 7, 1024 * 1024, NULL, serr, errlen), -1);
+	assert_string_equal(serr, err);
 }
 
 static void
@@ -295,6 +377,62 @@ test_xml_errors_do_not_leak(void **state)
 	/* A tiny error buffer is never overrun. */
 	assert_null(xml_parse(bad, strlen(bad), 100, err, 8));
 	assert_int_equal(strlen(err), 7);
+}
+
+static void
+test_xml_stream_events(void **state)
+{
+	const char *s = "<?xml version=\"1.0\"?>\n<?pi x?>"
+	                "<r xmlns=\"urn:r\" xmlns:p=\"urn:x\" a=\" 1&amp;2&#38;3&lt;4 \">"
+	                "<p:e p:b=\"v\" xml:lang=\"en\">t&amp;<!--c-->u<![CDATA[<x>]]></p:e>"
+	                "<n xmlns=\"\" a=\"&#38;amp;\"/></r>";
+	const char *want = "<{urn:r}r a=[ 1&2&3<4 ]><{urn:x}e lang=[en] b=[v]>t&u<x></>"
+	                   "<{}n a=[&amp;]></></>";
+	char err[256] = "junk";
+	struct buf ev;
+
+	(void)state;
+	for (size_t piece = 1; piece <= strlen(s); piece += 13) {
+		buf_init(&ev, 4096);
+		assert_int_equal(stream(s, strlen(s), piece, 4096, &ev, err, sizeof(err)), 0);
+		assert_string_equal(err, "");
+		assert_string_equal(buf_cstr(&ev), want);
+		buf_free(&ev);
+	}
+}
+
+static void
+test_xml_stream_depth_and_size(void **state)
+{
+	char err[256], *s;
+	struct piecer p;
+	struct buf ev;
+	size_t len;
+
+	(void)state;
+	s = nested(EWP_MAX_XML_DEPTH, &len);
+	assert_int_equal(stream(s, len, 4096, len, NULL, err, sizeof(err)), 0);
+	free(s);
+	s = nested(200000, &len);
+	assert_int_equal(stream(s, len, 4096, len, NULL, err, sizeof(err)), -1);
+	assert_string_equal(err, "line 1: element nesting deeper than 64");
+	free(s);
+
+	s = "<r>0123456789</r>";
+	assert_int_equal(stream(s, strlen(s), 5, strlen(s) - 1, NULL, err, sizeof(err)), -1);
+	assert_string_equal(err, "document too large (limit 16 bytes)");
+	assert_int_equal(stream(s, 0, 5, 100, NULL, err, sizeof(err)), -1);
+	assert_string_equal(err, "empty document");
+	/* A read error refuses the document, even one that looks complete. */
+	p = (struct piecer){s, strlen(s), 5, true};
+	buf_init(&ev, 4096);
+	assert_int_equal(xml_stream(&ev_cb, &ev, next_piece, &p, 100, err, sizeof(err)), -1);
+	buf_free(&ev);
+	assert_string_equal(err, "cannot read the document");
+	/* A truncated document is named as such, as by xml_parse. */
+	assert_int_equal(stream("<r><a>", 6, 2, 100, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "Premature end of data"));
+	assert_null(xmlGetLastError());
 }
 
 static void
@@ -515,6 +653,8 @@ main(void)
 	    cmocka_unit_test(test_xml_refuses_undefined_entity),
 	    cmocka_unit_test(test_xml_refuses_undeclared_prefix),
 	    cmocka_unit_test(test_xml_errors_do_not_leak),
+	    cmocka_unit_test(test_xml_stream_events),
+	    cmocka_unit_test(test_xml_stream_depth_and_size),
 	    cmocka_unit_test(test_xml_dump_round_trip),
 	    cmocka_unit_test(test_xsd_manifest_example_valid),
 	    cmocka_unit_test(test_xsd_catalogue_example_valid),
