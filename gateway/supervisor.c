@@ -62,9 +62,9 @@ sup_notify(const char *state)
 	close(fd);
 }
 
-/* Writes the catalogue next to the cache, then renames it over. */
-static int
-sup_write_cache(const char *path, const struct buf *body, char *msg, size_t msglen)
+/* Writes the catalogue beside the cache file; returns that file's path. */
+static char *
+sup_write_tmp(const char *path, const struct buf *body, char *msg, size_t msglen)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -73,27 +73,23 @@ sup_write_cache(const char *path, const struct buf *body, char *msg, size_t msgl
 	if (fd == -1) {
 		snprintf(msg, msglen, "cannot write %s: %s", tmp, strerror(errno));
 		free(tmp);
-		return -1;
+		return NULL;
 	}
 	while (off < body->len) {
 		ssize_t n = write(fd, body->data + off, body->len - off);
-		if (n <= 0) {
-			snprintf(msg, msglen, "cannot write %s: %s", tmp, strerror(errno));
-			close(fd);
-			unlink(tmp);
-			free(tmp);
-			return -1;
-		}
+		if (n <= 0)
+			break;
 		off += (size_t)n;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
-		snprintf(msg, msglen, "cannot replace %s: %s", path, strerror(errno));
+	if (off < body->len || fsync(fd) == -1) {
+		snprintf(msg, msglen, "cannot write %s: %s", tmp, strerror(errno));
+		close(fd);
 		unlink(tmp);
 		free(tmp);
-		return -1;
+		return NULL;
 	}
-	free(tmp);
-	return 0;
+	close(fd);
+	return tmp;
 }
 
 enum sup_refresh { SUP_REFRESH_FAILED = -1, SUP_UNCHANGED = 0, SUP_CHANGED = 1 };
@@ -113,6 +109,7 @@ sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen
 	unsigned char digest[CODEC_SHA256_LEN];
 	enum sup_refresh rc = SUP_REFRESH_FAILED;
 	struct registry *r;
+	char *tmp = NULL, err[512];
 
 	if (st == FETCH_NOT_MODIFIED) {
 		rc = SUP_UNCHANGED;
@@ -127,10 +124,19 @@ sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen
 		rc = SUP_UNCHANGED;
 		goto out;
 	}
-	/* Never let an invalid catalogue replace the last good one. */
-	if ((r = registry_load_mem(res.body.data, res.body.len, c->registry_url, msg, msglen)) ==
-	    NULL)
+	/*
+	 * Never let an invalid catalogue replace the last good one. It is
+	 * checked from a file beside the cache, after the download buffer is
+	 * freed, so the supervisor never holds both.
+	 */
+	if ((tmp = sup_write_tmp(c->registry_cache, &res.body, msg, msglen)) == NULL)
 		goto out;
+	buf_free(&res.body);
+	if ((r = registry_load_file(tmp, err, sizeof(err))) == NULL) {
+		snprintf(msg, msglen, "catalogue from %s refused: %s", c->registry_url, err);
+		unlink(tmp);
+		goto out;
+	}
 	if (s) {
 		__atomic_store_n(&s->metrics->registry_heis, (uint64_t)registry_hei_count(r),
 		                 __ATOMIC_RELAXED);
@@ -138,8 +144,11 @@ sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen
 		                 __ATOMIC_RELAXED);
 	}
 	registry_free(r);
-	if (sup_write_cache(c->registry_cache, &res.body, msg, msglen) == -1)
+	if (rename(tmp, c->registry_cache) == -1) {
+		snprintf(msg, msglen, "cannot replace %s: %s", c->registry_cache, strerror(errno));
+		unlink(tmp);
 		goto out;
+	}
 	if (s) {
 		memcpy(s->last_digest, digest, sizeof(digest));
 		s->have_digest = true;
@@ -150,6 +159,7 @@ sup_refresh(struct supervisor *s, const struct conf *c, char *msg, size_t msglen
 	}
 	rc = SUP_CHANGED;
 out:
+	free(tmp);
 	fetch_result_free(&res);
 	return rc;
 }
