@@ -25,8 +25,7 @@ struct keys_pub;
  * others can read, unless allow_loose_mode is set (unit tests on vectors).
  * On failure returns NULL and writes a readable reason into err.
  */
-struct keys_priv *keys_priv_load(const char *path, bool allow_loose_mode, char *err,
-				 size_t errlen);
+struct keys_priv *keys_priv_load(const char *path, bool allow_loose_mode, char *err, size_t errlen);
 /* Same from a PEM string in memory (tests). */
 struct keys_priv *keys_priv_from_pem(const char *pem, char *err, size_t errlen);
 /*
@@ -54,12 +53,10 @@ const char *keys_pub_keyid(const struct keys_pub *k);
 int keys_pub_bits(const struct keys_pub *k);
 bool keys_pub_is_rsa(const struct keys_pub *k);
 /* True when sig_b64 is a valid rsa-sha256 signature of data. */
-bool keys_pub_verify(const struct keys_pub *k, const void *data, size_t len,
-		     const char *sig_b64);
+bool keys_pub_verify(const struct keys_pub *k, const void *data, size_t len, const char *sig_b64);
 
 /* keyId of DER bytes: hex SHA-256; out holds 65 bytes. */
-void keys_fingerprint_der(const unsigned char *der, size_t len,
-			  char out[CODEC_SHA256_HEX_LEN + 1]);
+void keys_fingerprint_der(const unsigned char *der, size_t len, char out[CODEC_SHA256_HEX_LEN + 1]);
 
 /*
  * Generates an RSA key of `bits` (>= KEYS_MIN_BITS) and writes it as PKCS#8

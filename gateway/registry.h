@@ -31,10 +31,10 @@ struct registry_key {
 
 /* One API entry of one host's <apis-implemented>. */
 struct registry_api {
-	const char *ns;	     /* namespace of the manifest entry */
+	const char *ns;      /* namespace of the manifest entry */
 	const char *name;    /* local element name, e.g. "echo" */
 	const char *version; /* @version, may be "" */
-	size_t host;	     /* index of the host serving it */
+	size_t host;         /* index of the host serving it */
 	/* URL children (local name -> text), e.g. "url", "get-url", "index-url" */
 	size_t nurls;
 	const char *const *url_names;
@@ -52,7 +52,7 @@ struct registry_api {
  * NULL with a reason in err when the catalogue is not acceptable.
  */
 struct registry *registry_load_mem(const char *data, size_t len, const char *origin, char *err,
-				   size_t errlen);
+                                   size_t errlen);
 struct registry *registry_load_file(const char *path, char *err, size_t errlen);
 void registry_free(struct registry *r);
 
@@ -66,8 +66,7 @@ const struct registry_key *registry_key(const struct registry *r, const char *ke
  * duplicates, of institutions-covered of every host listing keyid as a
  * client credential. Returns the count; *heis is lent with the snapshot.
  */
-size_t registry_client_heis(const struct registry *r, const char *keyid,
-			    const char *const **heis);
+size_t registry_client_heis(const struct registry *r, const char *keyid, const char *const **heis);
 /* True when keyid is a server credential of host index `host`. */
 bool registry_host_has_server_key(const struct registry *r, size_t host, const char *keyid);
 
@@ -79,15 +78,14 @@ bool registry_hei_known(const struct registry *r, const char *hei_id);
  * "previous-schac" (others as written). Value compared after removing
  * spaces and ignoring case for erasmus codes. NULL when unknown.
  */
-const char *registry_hei_by_other_id(const struct registry *r, const char *type,
-				     const char *value);
+const char *registry_hei_by_other_id(const struct registry *r, const char *type, const char *value);
 
 /*
  * The entry of API `ns` (manifest-entry namespace) on the host covering
  * hei_id, with the highest version when several are listed; NULL if none.
  */
 const struct registry_api *registry_api(const struct registry *r, const char *hei_id,
-					const char *ns);
+                                        const char *ns);
 /* URL of a named endpoint ("url", "get-url", ...) or NULL. */
 const char *registry_api_url(const struct registry_api *a, const char *name);
 /* Limit by name ("max-hei-ids"); `fallback` when absent (spec: assume 1). */

@@ -9,7 +9,7 @@
 #include "registry.h"
 
 #define ECHO_ENTRY_NS                                                                              \
-	"https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/"             \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/"              \
 	"manifest-entry.xsd"
 
 static struct registry *
@@ -88,7 +88,7 @@ ctl_registry(struct ctl *ctl, int argc, char **argv)
 	if ((r = registry_open(ctl, NULL)) == NULL)
 		return 1;
 	rc = strcmp(argv[0], "key") == 0 ? registry_key_cmd(r, argv[1])
-					 : registry_hei_cmd(r, argv[1]);
+	                                 : registry_hei_cmd(r, argv[1]);
 	registry_free(r);
 	return rc;
 }
