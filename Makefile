@@ -6,7 +6,7 @@
 #   make bench      performance figures (ratios measured in one run)
 #   make SANITIZE=1 check   the same under ASan + UBSan
 
-PKGS     := libevent libevent_openssl libcurl libxml-2.0 openssl
+PKGS     := libevent libevent_openssl libcurl libxml-2.0 openssl libpq
 CC       ?= cc
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -44,7 +44,7 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api.c gateway/api/api_echo.c gateway/api/api_discovery.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
-	gateway/ctl/ctl_registry.c
+	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce
 
@@ -64,6 +64,8 @@ $(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS)
 
 $(BUILD)/ewpctl: $(EWPCTL_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/gateway/ctl/ctl_migrate.o $(BUILD)/gateway/ctl/ewpctl.o: CFLAGS += -DEWP_SQL_DIR='"$(PREFIX)/share/ewpd/sql"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -139,6 +141,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/ewpd
 	install -m 0755 $(BUILD)/ewpd $(BUILD)/ewpctl $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0644 conf/ewpd.conf.example $(DESTDIR)/etc/ewpd/
+	install -d $(DESTDIR)$(PREFIX)/share/ewpd/sql
+	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ewpd/sql/
 
 clean:
 	rm -rf build build-san build-fuzz ewpd ewpctl

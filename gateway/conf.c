@@ -66,6 +66,7 @@ static const struct conf_key conf_keys[] = {
     {"registry", "url", CONF_STR, F(registry_url), 0, NULL, CONF_REQUIRED, 0, 0},
     {"registry", "refresh", CONF_DURATION, F(registry_refresh), 0, "15m", 0, 60, 10800},
     {"registry", "cache", CONF_STR, F(registry_cache), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
+    {"database", "conninfo", CONF_STR, F(db_conninfo), 0, "dbname=ewpd", 0, 0, 0},
     {"registry", "ca_file", CONF_STR, F(registry_ca_file), 0, "", CONF_PATH, 0, 0},
 };
 

@@ -66,6 +66,9 @@ struct conf {
 	int registry_refresh;   /* seconds, 60 .. 10800 */
 	char *registry_cache;   /* last good catalogue, kept on disk */
 	char *registry_ca_file; /* may be NULL */
+
+	/* [database] */
+	char *db_conninfo; /* libpq connection string */
 };
 
 /* NULL with "path:line: reason" in err on any problem. */

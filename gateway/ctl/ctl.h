@@ -22,5 +22,6 @@ void ctl_err(const char *fmt, ...) EWP_PRINTF(1, 2);
 int ctl_keys(struct ctl *ctl, int argc, char **argv);
 int ctl_call(struct ctl *ctl, int argc, char **argv);
 int ctl_registry(struct ctl *ctl, int argc, char **argv);
+int ctl_migrate(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -14,6 +14,10 @@
 #include "xml.h"
 
 #define DEFAULT_CONF "/etc/ewpd/ewpd.conf"
+#ifndef EWP_SQL_DIR
+#define EWP_SQL_DIR "/usr/local/share/ewpd/sql"
+#endif
+#define EWP_SQL_DIR_HELP EWP_SQL_DIR
 
 static void
 usage(FILE *out)
@@ -29,6 +33,9 @@ usage(FILE *out)
 	             "  registry check [FILE] validate a catalogue (default: the cached one)\n"
 	             "  registry key KEYID    what the catalogue says of a key\n"
 	             "  registry hei HEI_ID   what the catalogue says of an institution\n"
+	             "  migrate [--dir DIR] [--conninfo STR] [--dry-run]\n"
+	             "                        apply the SQL migrations the database lacks\n"
+	             "                        (DIR default " EWP_SQL_DIR_HELP ")\n"
 	             "  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
 	             "                        signed EWP request; prints the verified response\n"
 	             "\n"
@@ -91,6 +98,8 @@ main(int argc, char *argv[])
 		rc = ctl_keys(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "call") == 0)
 		rc = ctl_call(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "migrate") == 0)
+		rc = ctl_migrate(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {
