@@ -36,7 +36,9 @@ endif
 
 # Modules shared by every program.
 COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c \
-	gateway/keys.c gateway/httpsig.c gateway/xml.c gateway/registry.c \
+	gateway/keys.c gateway/httpsig.c gateway/httpsig_parse.c gateway/httpsig_verify.c \
+	gateway/httpsig_sign.c gateway/httpsig_client.c gateway/xml.c gateway/registry.c \
+	gateway/registry_map.c gateway/registry_load.c gateway/registry_elems.c \
 	gateway/conf.c gateway/form.c gateway/fetch.c gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
@@ -71,8 +73,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-# Unit tests: one cmocka program per module, linked with the shared modules.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(COMMON_OBJS)
+# Unit tests: one cmocka program per module, linked with the shared modules
+# and the helpers of tests/unit/testutil.c.
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/testutil.h $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
@@ -109,8 +112,10 @@ FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -Igateway \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	$(shell pkg-config --cflags libxml-2.0 openssl 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs libxml-2.0 openssl 2>/dev/null)
-FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/keys.c gateway/codec.c \
-	gateway/xml.c gateway/registry.c gateway/buf.c gateway/log.c gateway/xmalloc.c
+FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/httpsig_parse.c \
+	gateway/httpsig_verify.c gateway/httpsig_sign.c gateway/httpsig_client.c gateway/keys.c \
+	gateway/codec.c gateway/xml.c gateway/registry.c gateway/registry_map.c \
+	gateway/registry_load.c gateway/registry_elems.c gateway/buf.c gateway/log.c gateway/xmalloc.c
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON)
 	@mkdir -p build-fuzz

@@ -4,7 +4,8 @@
  *
  * Build (from the checkout root, after `make`):
  *   cc -std=c17 -D_GNU_SOURCE -O2 -Igateway $(pkg-config --cflags libxml-2.0 openssl) \
- *      bench/bench-registry.c build/gateway/{registry,xml,keys,codec,buf,xmalloc,log}.o \
+ *      bench/bench-registry.c build/gateway/{registry,registry_map,registry_load}.o \
+ *      build/gateway/{registry_elems,xml,keys,codec,buf,xmalloc,log}.o \
  *      -o build/bench-registry $(pkg-config --libs libxml-2.0 openssl)
  * Run:
  *   node bench/gen-catalogue.mjs 5000

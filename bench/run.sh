@@ -512,9 +512,13 @@ if [ ! -f bench/gen-catalogue.mjs ] || [ ! -f bench/bench-registry.c ]; then
 	say "  not available: bench/gen-catalogue.mjs and bench/bench-registry.c are needed"
 else
 	objs=()
-	for m in log xmalloc buf codec keys xml registry; do objs+=("$BUILD/gateway/$m.o"); done
+	for m in log xmalloc buf codec keys xml registry registry_map registry_load registry_elems; do
+		objs+=("$BUILD/gateway/$m.o")
+	done
+	stale=
+	for o in "${objs[@]}"; do [ "$o" -nt "$BUILD/bench-registry" ] && stale=1; done
 	if [ ! -x "$BUILD/bench-registry" ] || [ bench/bench-registry.c -nt "$BUILD/bench-registry" ] ||
-		[ "$BUILD/gateway/registry.o" -nt "$BUILD/bench-registry" ]; then
+		[ -n "$stale" ]; then
 		# shellcheck disable=SC2046
 		cc -std=c17 -D_GNU_SOURCE -O2 -Igateway $(pkg-config --cflags libxml-2.0 openssl) \
 			-o "$BUILD/bench-registry" bench/bench-registry.c "${objs[@]}" \

@@ -1,12 +1,13 @@
 /*
- * fuzz_httpsig.c - libFuzzer target for the peer-facing parsers of httpsig.c.
+ * fuzz_httpsig.c - libFuzzer target for the peer-facing parsers of httpsig*.c.
  *
  * Build and run from the repository root:
  *   mkdir -p build/corpus-httpsig
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Igateway \
  *       $(pkg-config --cflags openssl) -o build/fuzz_httpsig tests/fuzz/fuzz_httpsig.c \
- *       gateway/httpsig.c gateway/keys.c gateway/codec.c gateway/buf.c gateway/log.c \
- *       gateway/xmalloc.c $(pkg-config --libs openssl)
+ *       gateway/httpsig.c gateway/httpsig_parse.c gateway/httpsig_verify.c \
+ *       gateway/httpsig_sign.c gateway/httpsig_client.c gateway/keys.c gateway/codec.c \
+ *       gateway/buf.c gateway/log.c gateway/xmalloc.c $(pkg-config --libs openssl)
  *   build/fuzz_httpsig -max_len=4096 build/corpus-httpsig
  *
  * The input is split on '\n' into up to three values: the Authorization

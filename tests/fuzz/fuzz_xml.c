@@ -5,7 +5,8 @@
  * Build (clang 14 with libclang-rt-14-dev, from the checkout root):
  *   clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -Igateway $(pkg-config --cflags libxml-2.0 openssl) \
- *     tests/fuzz/fuzz_xml.c gateway/xml.c gateway/registry.c gateway/keys.c \
+ *     tests/fuzz/fuzz_xml.c gateway/xml.c gateway/registry.c gateway/registry_map.c \
+ *     gateway/registry_load.c gateway/registry_elems.c gateway/keys.c \
  *     gateway/codec.c gateway/buf.c gateway/xmalloc.c gateway/log.c \
  *     -o build/fuzz_xml $(pkg-config --libs libxml-2.0 openssl)
  * Run (the official examples make a useful seed corpus):

@@ -98,8 +98,8 @@ itest(() => null, 'config: ewpd -n with workers = zero → non-zero with the lin
 });
 
 itest(() => null, 'config: unknown section → non-zero with FILE:LINE', async () => {
-  const { file, text } = variant('bad-section.conf', (l) => { l.push('[database]', 'url = x'); });
-  const line = lineOf(text, /^\[database\]/);
+  const { file, text } = variant('bad-section.conf', (l) => { l.push('[databse]', 'url = x'); });
+  const line = lineOf(text, /^\[databse\]/);
   const r = await runEwpd(['-n', '-c', file]);
   assert.notEqual(r.code, 0, `exit status must be non-zero${show(r)}`);
   assert.ok((r.stderr + r.stdout).includes(`${path.basename(file)}:${line}`), `message must contain FILE:${line}${show(r)}`);

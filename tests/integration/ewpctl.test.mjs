@@ -12,6 +12,7 @@ import httpSignature from 'http-signature';
 
 import { Ewpd, HEI_ID, describeRun, itest, makeTempDir, runEwpctl } from './lib/daemon.mjs';
 import { EWPCTL, KEEP_TMP, NS } from './lib/env.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { digestHeader, makeKey } from './lib/sign.mjs';
 import { parseXml } from './lib/xml.mjs';
 
@@ -169,14 +170,11 @@ async function publishFakeHost(url, key) {
   fx.writeCatalogue();
   fx.signal('SIGHUP');
   const cache = fx.conf.registry.cache;
-  const t0 = Date.now();
-  for (;;) {
+  await pollUntil(() => {
     let txt = '';
     try { txt = fs.readFileSync(cache, 'utf8'); } catch { /* not yet */ }
-    if (url ? txt.includes(url) : !txt.includes('fake.example.org')) return;
-    if (Date.now() - t0 > 5000) assert.fail(`ewpd's catalogue cache ${cache} not updated within 5 s after SIGHUP`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return { ok: url ? txt.includes(url) : !txt.includes('fake.example.org'), detail: `${txt.length} bytes` };
+  }, 5000, `SIGHUP: ewpd's catalogue cache ${cache} updated`);
 }
 
 const partnerCases = [

@@ -5,7 +5,7 @@ import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Ewpd, itest } from './lib/daemon.mjs';
-import { assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
+import { assertEcho, assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
 import { Connection, serializeRequest } from './lib/http.mjs';
 
 let fx;
@@ -14,10 +14,7 @@ after(async () => { await fx?.cleanup(); });
 
 async function stillServing(what) {
   assert.ok(fx.alive, `ewpd is not running any more (${what})`);
-  const req = fx.echoRequest(['next']);
-  const res = await fx.send(req);
-  assertStatus(res, 200, req, `next request after ${what}`);
-  assert.deepEqual(parseEcho(res, req).echoes, ['next']);
+  await assertEcho(fx, ['next'], `next request after ${what}`);
 }
 
 // Sends bytes (possibly large) and waits for a response, like a careful

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { after, before } from 'node:test';
 
 import { Ewpd, itest } from './lib/daemon.mjs';
-import { assertStatus, exchange, metricValue, parseMetrics } from './lib/ewp.mjs';
+import { assertStatus, exchange, fetchMetrics, metricValue } from './lib/ewp.mjs';
 import { Connection } from './lib/http.mjs';
 
 let fx;
@@ -16,19 +16,6 @@ after(async () => { await fx?.cleanup(); });
 
 const REASONS = ['unsigned', 'bad_params', 'bad_algorithm', 'missing_signed', 'missing_header', 'duplicate_header',
   'bad_host', 'unknown_key', 'server_key', 'bad_date', 'bad_request_id', 'replay', 'bad_signature', 'bad_digest'];
-
-async function metrics() {
-  const req = { method: 'GET', target: '/metrics', headers: [['Host', fx.hostHeader]] };
-  const res = await fx.send(req);
-  assertStatus(res, 200, req, 'GET /metrics');
-  let samples;
-  try {
-    samples = parseMetrics(res.text);
-  } catch (e) {
-    assert.fail(`${e.message}${exchange(req, res)}`);
-  }
-  return { res, samples };
-}
 
 function childPids(pid) {
   const out = [];
@@ -57,7 +44,7 @@ itest(() => fx, 'ops: /metrics is Prometheus text with the request counter and t
   // make sure at least one echo has been served
   const req = fx.echoRequest(['m']);
   assertStatus(await fx.send(req), 200, req);
-  const { res, samples } = await metrics();
+  const { res, samples } = await fetchMetrics(fx);
   assert.match(res.header('Content-Type') || '', /^text\/plain/, `Content-Type of /metrics${exchange(null, res)}`);
   assert.ok(/^# TYPE ewpd_requests_total counter$/m.test(res.text), `# TYPE ewpd_requests_total counter expected${exchange(null, res)}`);
   assert.ok(/^# TYPE ewpd_request_duration_seconds histogram$/m.test(res.text), `# TYPE ewpd_request_duration_seconds histogram expected${exchange(null, res)}`);
@@ -89,7 +76,7 @@ itest(() => fx, 'ops: /metrics is Prometheus text with the request counter and t
 });
 
 itest(() => fx, 'ops: with 2 workers the echo counter and histogram grow by exactly N, whichever worker answers /metrics', async () => {
-  const before0 = (await metrics()).samples;
+  const before0 = (await fetchMetrics(fx)).samples;
   const c0 = metricValue(before0, 'ewpd_requests_total', { api: 'echo', status: '200' });
   const h0 = metricValue(before0, 'ewpd_request_duration_seconds_bucket', { le: '+Inf' });
   const N = 24;
@@ -101,7 +88,7 @@ itest(() => fx, 'ops: with 2 workers the echo counter and histogram grow by exac
   for (const { req, res } of results) assertStatus(res, 200, req);
   const seen = [];
   for (let i = 0; i < 8; i++) {
-    const s = (await metrics()).samples;
+    const s = (await fetchMetrics(fx)).samples;
     seen.push([metricValue(s, 'ewpd_requests_total', { api: 'echo', status: '200' }) - c0,
       metricValue(s, 'ewpd_request_duration_seconds_bucket', { le: '+Inf' }) - h0]);
   }
@@ -112,7 +99,7 @@ itest(() => fx, 'ops: with 2 workers the echo counter and histogram grow by exac
 });
 
 itest(() => fx, 'ops: every signature failure reason has its counter ewpd_signature_failures_total{reason=...}', async () => {
-  const s0 = (await metrics()).samples;
+  const s0 = (await fetchMetrics(fx)).samples;
   const base = Object.fromEntries(REASONS.map((r) => [r, metricValue(s0, 'ewpd_signature_failures_total', { reason: r })]));
   const p = fx.port;
   const send = async (reason, req, expect) => {
@@ -141,7 +128,7 @@ itest(() => fx, 'ops: every signature failure reason has its counter ewpd_signat
   }
   await send('bad_signature', fx.signed({ corrupt: true }), 400);
   await send('bad_digest', fx.signed({ method: 'POST', body: 'echo=a', bodySent: 'echo=b', contentType: 'application/x-www-form-urlencoded' }), 400);
-  const { res, samples } = await metrics();
+  const { res, samples } = await fetchMetrics(fx);
   const wrong = [];
   for (const r of REASONS) {
     const d = metricValue(samples, 'ewpd_signature_failures_total', { reason: r }) - base[r];

@@ -19,8 +19,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Ewpd, PARTNER_HEI, itest, makeTlsCert, renderConf } from './lib/daemon.mjs';
 import { EWPD } from './lib/env.mjs';
-import { assertErrorResponse, assertStatus, exchange, metricValue, parseEcho, parseMetrics } from './lib/ewp.mjs';
+import {
+  assertEcho, assertErrorResponse, assertStatus, exchange, fetchMetrics, metricValue, parseEcho, pollEchoOk,
+} from './lib/ewp.mjs';
 import { freePort } from './lib/http.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { makeKey } from './lib/sign.mjs';
 
 const CATALOGUE_PATH = '/catalogue-v1.xml';
@@ -155,22 +158,8 @@ after(async () => {
 });
 
 async function metrics(d) {
-  const req = { method: 'GET', target: '/metrics', headers: [['Host', d.hostHeader]] };
-  const res = await d.send(req);
-  assertStatus(res, 200, req, 'GET /metrics');
-  const samples = parseMetrics(res.text);
+  const { res, samples } = await fetchMetrics(d);
   return { loads: metricValue(samples, LOADS), failures: metricValue(samples, FAILURES), text: res.text };
-}
-
-async function pollUntil(fn, timeoutMs, what) {
-  const t0 = Date.now();
-  let last;
-  while (Date.now() - t0 < timeoutMs) {
-    last = await fn();
-    if (last.ok) return last;
-    await sleep(50);
-  }
-  assert.fail(`${what} not seen within ${timeoutMs} ms; last: ${last?.detail}`);
 }
 
 // Waits until the Registry has received (and answered) more than n requests.
@@ -181,12 +170,7 @@ async function registryRequestAfter(r, n, what) {
 }
 
 async function echoOk(d, what, opts = {}, n = 1) {
-  for (let i = 0; i < n; i++) {
-    const req = d.echoRequest([`${what}-${i}`], opts);
-    const res = await d.send(req);
-    assertStatus(res, 200, req, what);
-    assert.deepEqual(parseEcho(res, req).echoes, [`${what}-${i}`], `${what}: echo values${exchange(req, res)}`);
-  }
+  for (let i = 0; i < n; i++) await assertEcho(d, [`${what}-${i}`], what, opts);
 }
 
 function readCache(d) {
@@ -268,11 +252,7 @@ itest(() => fx, 'registry: a new partner key in the Registry catalogue (new ETag
   const r = await registryRequestAfter(reg, n, 'SIGUSR2 after the catalogue change');
   assert.equal(r.headers['if-none-match'], oldEtag, `the refresh should still send the old ETag:\n${reg.describeRequests(n)}`);
   assert.equal(r.status, 200, `the Registry should have sent the new catalogue:\n${reg.describeRequests(n)}`);
-  const last = await pollUntil(async () => {
-    const req = fx.echoRequest(['after'], { key: newKey });
-    const res = await fx.send(req);
-    return { ok: res.status === 200, res, req, detail: `HTTP ${res.status}${exchange(req, res)}` };
-  }, 5000, 'a 200 for the new key after SIGUSR2');
+  const last = await pollEchoOk(fx, ['after'], { key: newKey }, 'a 200 for the new key after SIGUSR2');
   assert.deepEqual(parseEcho(last.res, last.req).heiIds, ['new.example.org']);
   // every worker (fresh connections) has the new catalogue, the old partner too
   await echoOk(fx, 'new-key', { key: newKey }, 6);

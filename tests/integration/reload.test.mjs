@@ -7,24 +7,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Ewpd, ewpctlKey, itest } from './lib/daemon.mjs';
 import { NS } from './lib/env.mjs';
-import { assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
+import { assertStatus, exchange, parseEcho, pollEchoOk } from './lib/ewp.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { makeKey } from './lib/sign.mjs';
 import { parseXml } from './lib/xml.mjs';
 
 let fx;
 before(async () => { fx = await Ewpd.create('reload', { workers: 2 }); });
 after(async () => { await fx?.cleanup(); });
-
-async function pollUntil(fn, timeoutMs, what) {
-  const t0 = Date.now();
-  let last;
-  while (Date.now() - t0 < timeoutMs) {
-    last = await fn();
-    if (last.ok) return last;
-    await sleep(100);
-  }
-  assert.fail(`${what} not seen within ${timeoutMs} ms; last: ${last?.detail}`);
-}
 
 async function manifestNames() {
   const res = await fx.get(fx.manifestPath);
@@ -109,11 +99,7 @@ itest(() => fx, 'reload: a key added to the catalogue file is accepted after SIG
   fx.extraInstitutions.push({ id: 'new.example.org', names: [['en', 'New University']] });
   fx.writeCatalogue();
   fx.signal('SIGHUP');
-  const last = await pollUntil(async () => {
-    const req = fx.echoRequest(['after'], { key: newKey });
-    const res = await fx.send(req);
-    return { ok: res.status === 200, res, req, detail: `HTTP ${res.status}${exchange(req, res)}` };
-  }, 5000, 'a 200 for the new key after SIGHUP');
+  const last = await pollEchoOk(fx, ['after'], { key: newKey }, 'a 200 for the new key after SIGHUP');
   assert.deepEqual(parseEcho(last.res, last.req).heiIds, ['new.example.org']);
   // and the old partner still works (on both workers: several connections)
   for (let i = 0; i < 6; i++) {

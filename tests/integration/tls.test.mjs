@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Ewpd, PARTNER_HEI, itest } from './lib/daemon.mjs';
 import { NS, specPath } from './lib/env.mjs';
-import { assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
+import { assertEcho, assertStatus, exchange, parseEcho } from './lib/ewp.mjs';
 import { verifyResponse } from './lib/sign.mjs';
 import { assertValid, parseXml } from './lib/xml.mjs';
 
@@ -17,10 +17,7 @@ before(async () => { fx = await Ewpd.create('tls', { tls: true }); });
 after(async () => { await fx?.cleanup(); });
 
 async function healthyEcho(what) {
-  const req = fx.echoRequest(['still-alive']);
-  const res = await fx.send(req);
-  assertStatus(res, 200, req, what);
-  assert.deepEqual(parseEcho(res, req).echoes, ['still-alive']);
+  await assertEcho(fx, ['still-alive'], what);
   assert.ok(fx.alive, `ewpd died (${what})`);
 }
 

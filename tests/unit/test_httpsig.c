@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "buf.h"
 #include "httpsig.h"
+#include "testutil.h"
 #include "xmalloc.h"
 
 #define SIGNED_DEFAULT "(request-target) host date digest x-request-id"
@@ -31,7 +31,6 @@
 #define SHA512_B64                                                                                 \
 	"z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg=="
 
-static const char *specs_dir;
 static char *vectors; /* httpsig-known-answer.txt */
 static struct keys_priv *vkey;
 static struct keys_pub *vpub;
@@ -148,29 +147,6 @@ tmsg_add_lines(struct tmsg *m, const char *lines)
 
 /* --- reading the vector file ------------------------------------------- */
 
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *data;
-	long len;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	data = xmalloc((size_t)len + 1);
-	if (fread(data, 1, (size_t)len, f) != (size_t)len) {
-		fclose(f);
-		free(data);
-		return NULL;
-	}
-	data[len] = '\0';
-	fclose(f);
-	return data;
-}
-
 /* The lines after the comment line containing label, up to the next comment. */
 static char *
 vec_block(const char *label)
@@ -185,16 +161,6 @@ vec_block(const char *label)
 	while (e > p && e[-1] == '\n') /* blank lines before the next section */
 		e--;
 	return xstrndup(p, (size_t)(e - p));
-}
-
-static char *
-vec_between(const char *begin, const char *end)
-{
-	const char *b = strstr(vectors, begin), *e = NULL;
-
-	if (b == NULL || (e = strstr(b, end)) == NULL)
-		fail_msg("vector marker \"%s\" not found", begin);
-	return xstrndup(b, (size_t)(e - b) + strlen(end));
 }
 
 /* Request C exactly as the file gives it: request line, headers, body. */
@@ -761,7 +727,7 @@ test_httpsig_sign_request_round_trip(void **state)
 static void
 test_httpsig_round_trip_with_2048_bit_key(void **state)
 {
-	char dir[] = "/tmp/test_httpsig.XXXXXX", *path, *pub, err[256];
+	char *dir, *path, *pub, err[256];
 	struct keys_priv *k;
 	struct keys_pub *p;
 	struct httpsig_out out;
@@ -769,7 +735,8 @@ test_httpsig_round_trip_with_2048_bit_key(void **state)
 	struct httpsig_verdict v;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	dir = testutil_mkdtemp("test_httpsig");
+	assert_non_null(dir);
 	path = xasprintf("%s/k.pem", dir);
 	pub = xasprintf("%s/k.pem.pub", dir);
 	assert_int_equal(keys_generate(path, 2048, err, sizeof(err)), 0);
@@ -791,6 +758,7 @@ test_httpsig_round_trip_with_2048_bit_key(void **state)
 	unlink(path);
 	unlink(pub);
 	rmdir(dir);
+	free(dir);
 	free(path);
 	free(pub);
 }
@@ -1574,17 +1542,12 @@ setup(void **state)
 static int
 vector_setup(void **state)
 {
-	char *path = xasprintf("%s/test-vectors/httpsig-known-answer.txt", specs_dir);
 	char *pem, err[256] = "", *auth, *p;
 
 	(void)state;
-	if ((vectors = read_text(path)) == NULL) {
-		printf("cannot read %s\n", path);
-		free(path);
-		return -1;
-	}
-	free(path);
-	pem = vec_between("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----");
+	vectors = testutil_read_spec("test-vectors/httpsig-known-answer.txt", NULL);
+	pem = testutil_span(vectors, "-----BEGIN RSA PRIVATE KEY-----",
+	                    "-----END RSA PRIVATE KEY-----");
 	vkey = keys_priv_from_pem_unchecked(pem, err, sizeof(err));
 	free(pem);
 	if (vkey == NULL) {
@@ -1678,15 +1641,11 @@ main(void)
 	    T(test_httpsig_response_key_must_be_the_hosts),
 	    T(test_httpsig_response_signature_digest_and_date),
 	};
-	struct stat st;
 	int failed;
 
 	failed = cmocka_run_group_tests_name("httpsig", plain, NULL, NULL);
-	specs_dir = getenv("EWP_SPECS") ? getenv("EWP_SPECS") : "../shared/ewp-specs";
-	if (stat(specs_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		printf("EWP specs not found at %s: vector tests cannot run\n", specs_dir);
+	if (!testutil_find_specs("test-vectors/httpsig-known-answer.txt", "vector tests"))
 		return 1;
-	}
 	return failed + cmocka_run_group_tests_name("httpsig vectors", vector_tests, vector_setup,
 	                                            vector_teardown);
 }

@@ -21,60 +21,14 @@
 #include <openssl/x509.h>
 
 #include "keys.h"
+#include "testutil.h"
 #include "xmalloc.h"
 
 #define CATALOGUE_KEYID "5531f9a02c44a894d0b706961259fec740ad4ae8a3555871f1a5cd9801285bd4"
 
-static const char *specs_dir;
 static char *known_answer; /* httpsig-known-answer.txt */
 static char *fingerprint;  /* ewp-key-fingerprint.txt */
-static char tmpdir[64];
-
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *data;
-	long len;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	data = xmalloc((size_t)len + 1);
-	if (fread(data, 1, (size_t)len, f) != (size_t)len) {
-		fclose(f);
-		free(data);
-		return NULL;
-	}
-	data[len] = '\0';
-	fclose(f);
-	return data;
-}
-
-static char *
-read_vector_file(const char *name)
-{
-	char *path = xasprintf("%s/test-vectors/%s", specs_dir, name);
-	char *text = read_text(path);
-
-	if (text == NULL)
-		fail_msg("cannot read %s", path);
-	free(path);
-	return text;
-}
-
-/* Text from `begin` up to and including `end`, searched from `from`. */
-static char *
-span(const char *from, const char *begin, const char *end)
-{
-	const char *b = strstr(from, begin), *e = NULL;
-
-	if (b == NULL || (e = strstr(b, end)) == NULL)
-		fail_msg("vector marker %s not found", begin);
-	return xstrndup(b, (size_t)(e - b) + strlen(end));
-}
+static char *tmpdir;
 
 /* Text between `begin` and `end` (both excluded). */
 static char *
@@ -104,8 +58,8 @@ line_after(const char *text, const char *label)
 static char *
 vector_key_pem(void)
 {
-	return span(known_answer, "-----BEGIN RSA PRIVATE KEY-----",
-	            "-----END RSA PRIVATE KEY-----");
+	return testutil_span(known_answer, "-----BEGIN RSA PRIVATE KEY-----",
+	                     "-----END RSA PRIVATE KEY-----");
 }
 
 static char *
@@ -117,11 +71,7 @@ tmp_path(const char *name)
 static void
 write_file(const char *path, const char *text, mode_t mode)
 {
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
+	testutil_write_file(path, text);
 	assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -197,7 +147,7 @@ test_keys_priv_unchecked_loads_vector_key(void **state)
 {
 	char *pem = vector_key_pem(), *keyid = line_after(known_answer, "# EWP keyId of this key");
 	char *pub_pem =
-	    span(known_answer, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
+	    testutil_span(known_answer, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
 	char *pub_b64 = between(pub_pem, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
 	char err[256] = "";
 	struct keys_priv *k = keys_priv_from_pem_unchecked(pem, err, sizeof(err));
@@ -469,8 +419,8 @@ test_keys_generate_writes_0600_key_and_0644_pub(void **state)
 	umask(old);
 	assert_int_equal(file_mode(path), 0600);
 	assert_int_equal(file_mode(pub), 0644);
-	text = read_text(path);
-	ptext = read_text(pub);
+	text = testutil_read_file(path, NULL);
+	ptext = testutil_read_file(pub, NULL);
 	assert_int_equal(strncmp(text, "-----BEGIN PRIVATE KEY-----\n", 28), 0); /* PKCS#8 */
 	assert_int_equal(strncmp(ptext, "-----BEGIN PUBLIC KEY-----\n", 27), 0);
 	k = keys_priv_load(path, false, err, sizeof(err));
@@ -507,7 +457,7 @@ test_keys_generate_never_overwrites(void **state)
 	write_file(path, "precious\n", 0600);
 	assert_int_equal(keys_generate(path, 2048, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "File exists"));
-	text = read_text(path);
+	text = testutil_read_file(path, NULL);
 	assert_string_equal(text, "precious\n");
 	assert_int_equal(access(pub, F_OK), -1);
 	free(text);
@@ -527,7 +477,7 @@ test_keys_generate_leaves_nothing_when_pub_exists(void **state)
 	assert_int_equal(keys_generate(path, 2048, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ".pub"));
 	assert_int_equal(access(path, F_OK), -1);
-	text = read_text(pub);
+	text = testutil_read_file(pub, NULL);
 	assert_string_equal(text, "old public\n");
 	free(text);
 	unlink(pub);
@@ -628,22 +578,26 @@ static int
 tmp_setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_keys.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = testutil_mkdtemp("test_keys");
+	return tmpdir == NULL ? -1 : 0;
 }
 
 static int
 tmp_teardown(void **state)
 {
+	int rc = rmdir(tmpdir);
+
 	(void)state;
-	return rmdir(tmpdir);
+	free(tmpdir);
+	tmpdir = NULL;
+	return rc;
 }
 
 static int
 vector_setup(void **state)
 {
-	known_answer = read_vector_file("httpsig-known-answer.txt");
-	fingerprint = read_vector_file("ewp-key-fingerprint.txt");
+	known_answer = testutil_read_spec("test-vectors/httpsig-known-answer.txt", NULL);
+	fingerprint = testutil_read_spec("test-vectors/ewp-key-fingerprint.txt", NULL);
 	return tmp_setup(state);
 }
 
@@ -682,15 +636,11 @@ main(void)
 	    cmocka_unit_test(test_keys_priv_refuses_encrypted_pem),
 	    cmocka_unit_test(test_keys_priv_load_refuses_small_key_file),
 	};
-	struct stat st;
 	int failed;
 
 	failed = cmocka_run_group_tests_name("keys", plain, tmp_setup, tmp_teardown);
-	specs_dir = getenv("EWP_SPECS") ? getenv("EWP_SPECS") : "../shared/ewp-specs";
-	if (stat(specs_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		printf("EWP specs not found at %s: vector tests cannot run\n", specs_dir);
+	if (!testutil_find_specs("test-vectors/httpsig-known-answer.txt", "vector tests"))
 		return 1;
-	}
 	return failed +
 	       cmocka_run_group_tests_name("keys vectors", vectors, vector_setup, vector_teardown);
 }

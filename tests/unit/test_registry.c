@@ -6,7 +6,6 @@
  * here with OpenSSL, so that their digests are computed independently of
  * codec.c.
  */
-#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -24,6 +22,7 @@
 #include "buf.h"
 #include "fetch.h"
 #include "registry.h"
+#include "testutil.h"
 #include "xmalloc.h"
 #include "xml.h"
 
@@ -58,46 +57,6 @@ struct tkey {
 #define NKEYS 4
 static struct tkey keys[NKEYS]; /* RSA-1024: the registry does not judge sizes */
 static struct tkey ec_key;
-static char specs[PATH_MAX];
-
-static bool
-find_specs(void)
-{
-	const char *dir = getenv("EWP_SPECS");
-	char probe[PATH_MAX + 64];
-
-	if (dir == NULL || *dir == '\0')
-		dir = "../shared/ewp-specs";
-	snprintf(probe, sizeof(probe), "%s/%s", dir, EXAMPLE_PATH);
-	if (realpath(dir, specs) == NULL || access(probe, R_OK) != 0) {
-		fprintf(stderr, "EWP specs not found at %s: conformance tests cannot run\n", dir);
-		return false;
-	}
-	return true;
-}
-
-static char *
-spec_path(const char *rel)
-{
-	return xasprintf("%s/%s", specs, rel);
-}
-
-static char *
-read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
-
-	assert_non_null(f);
-	buf_init(&b, 64 * 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		assert_int_equal(buf_add(&b, chunk, n), 0);
-	fclose(f);
-	*len = b.len;
-	return buf_take(&b);
-}
 
 static void
 tkey_from_pkey(struct tkey *k, EVP_PKEY *pk)
@@ -126,7 +85,7 @@ group_setup(void **state)
 	EVP_PKEY *pk;
 
 	(void)state;
-	if (!find_specs())
+	if (!testutil_find_specs(EXAMPLE_PATH, "conformance tests"))
 		return -1;
 	xml_init(NULL);
 	for (int i = 0; i < NKEYS; i++) {
@@ -226,10 +185,23 @@ load_str(const char *s, char *err, size_t errlen)
 	return registry_load_mem(s, strlen(s), "test", err, errlen);
 }
 
+/* Loads catalogue s, which must be refused with exactly the error `want`;
+ * frees both (the refusals below differ only in catalogue and message). */
+static void
+expect_refused(char *s, char *want)
+{
+	char err[512];
+
+	assert_null(load_str(s, err, sizeof(err)));
+	assert_string_equal(err, want);
+	free(want);
+	free(s);
+}
+
 static struct registry *
 load_spec(const char *rel, char *err, size_t errlen)
 {
-	char *path = spec_path(rel);
+	char *path = testutil_spec_path(rel);
 	struct registry *r = registry_load_file(path, err, errlen);
 
 	free(path);
@@ -500,11 +472,9 @@ test_registry_sample_placeholders_refused(void **state)
 static struct registry *
 load_repaired_sample(void)
 {
-	char err[512], *path = spec_path(SAMPLE_PATH), *s, digit[65];
+	char err[512], *s = testutil_read_spec(SAMPLE_PATH, NULL), digit[65];
 	struct registry *r;
-	size_t len;
 
-	s = read_file(path, &len);
 	for (int i = 0; i < 3; i++) {
 		memset(digit, '1' + i, 64);
 		digit[64] = '\0';
@@ -518,7 +488,6 @@ load_repaired_sample(void)
 	if (r == NULL)
 		print_error("%s\n", err);
 	free(s);
-	free(path);
 	return r;
 }
 
@@ -566,18 +535,12 @@ test_registry_sample_multi_host(void **state)
 static void
 test_registry_sha_mismatch_refused(void **state)
 {
-	char err[512], *s, *want;
-
 	(void)state;
 	/* keys[1] published under the digest of keys[0]. */
-	s = simple_catalogue("", "<name>X</name>", keys[0].sha, &keys[1], keys[0].sha);
-	assert_null(load_str(s, err, sizeof(err)));
-	want = xasprintf("test: binaries key %s: sha-256 attribute does not match the key (its "
-	                 "digest is %s)",
-	                 keys[0].sha, keys[1].sha);
-	assert_string_equal(err, want);
-	free(want);
-	free(s);
+	expect_refused(simple_catalogue("", "<name>X</name>", keys[0].sha, &keys[1], keys[0].sha),
+	               xasprintf("test: binaries key %s: sha-256 attribute does not match the key "
+	                         "(its digest is %s)",
+	                         keys[0].sha, keys[1].sha));
 }
 
 static void
@@ -601,15 +564,10 @@ test_registry_uppercase_sha_accepted(void **state)
 static void
 test_registry_missing_key_refused(void **state)
 {
-	char err[512], *s, *want;
-
 	(void)state;
-	s = simple_catalogue("", "<name>X</name>", keys[1].sha, &keys[0], keys[0].sha);
-	assert_null(load_str(s, err, sizeof(err)));
-	want = xasprintf("test: host index 0: client key %s is not in binaries", keys[1].sha);
-	assert_string_equal(err, want);
-	free(want);
-	free(s);
+	expect_refused(
+	    simple_catalogue("", "<name>X</name>", keys[1].sha, &keys[0], keys[0].sha),
+	    xasprintf("test: host index 0: client key %s is not in binaries", keys[1].sha));
 }
 
 static void
@@ -653,15 +611,9 @@ test_registry_wrong_namespace_refused(void **state)
 static void
 test_registry_non_rsa_refused(void **state)
 {
-	char err[512], *s, *want;
-
 	(void)state;
-	s = simple_catalogue("", "<name>X</name>", ec_key.sha, &ec_key, ec_key.sha);
-	assert_null(load_str(s, err, sizeof(err)));
-	want = xasprintf("test: binaries key %s: not an RSA key", ec_key.sha);
-	assert_string_equal(err, want);
-	free(want);
-	free(s);
+	expect_refused(simple_catalogue("", "<name>X</name>", ec_key.sha, &ec_key, ec_key.sha),
+	               xasprintf("test: binaries key %s: not an RSA key", ec_key.sha));
 }
 
 static void
@@ -763,7 +715,7 @@ test_registry_names_and_other_ids(void **state)
 static void
 test_registry_fetch_file(void **state)
 {
-	char err[512], *path = spec_path(EXAMPLE_PATH);
+	char err[512], *path = testutil_spec_path(EXAMPLE_PATH);
 	char *url = xasprintf("file://%s", path);
 	struct fetch_opts o = {.url = url, .timeout_secs = 5, .max_bytes = 1 << 20};
 	struct fetch_result res;

@@ -4,7 +4,6 @@
  * Needs the local EWP schema copies: $EWP_SPECS, or ../shared/ewp-specs
  * relative to the working directory (tests run from the checkout root).
  */
-#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,52 +18,11 @@
 #include <libxml/xmlerror.h>
 
 #include "buf.h"
+#include "testutil.h"
 #include "xmalloc.h"
 #include "xml.h"
 
 #define ECHO_NS "https://github.com/erasmus-without-paper/ewp-specs-api-echo/tree/stable-v2"
-
-static char specs[PATH_MAX];
-
-/* Finds the schema copies; false (with the reason printed) when absent. */
-static bool
-find_specs(void)
-{
-	const char *dir = getenv("EWP_SPECS");
-	char catalog[PATH_MAX + 32];
-
-	if (dir == NULL || *dir == '\0')
-		dir = "../shared/ewp-specs";
-	snprintf(catalog, sizeof(catalog), "%s/catalog.xml", dir);
-	if (realpath(dir, specs) == NULL || access(catalog, R_OK) != 0) {
-		fprintf(stderr, "EWP specs not found at %s: conformance tests cannot run\n", dir);
-		return false;
-	}
-	return true;
-}
-
-static char *
-spec_path(const char *rel)
-{
-	return xasprintf("%s/%s", specs, rel);
-}
-
-static char *
-read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
-
-	assert_non_null(f);
-	buf_init(&b, 64 * 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		assert_int_equal(buf_add(&b, chunk, n), 0);
-	fclose(f);
-	*len = b.len;
-	return buf_take(&b);
-}
 
 static int
 group_setup(void **state)
@@ -72,9 +30,9 @@ group_setup(void **state)
 	char *catalog;
 
 	(void)state;
-	if (!find_specs())
+	if (!testutil_find_specs("catalog.xml", "conformance tests"))
 		return -1;
-	catalog = spec_path("catalog.xml");
+	catalog = testutil_spec_path("catalog.xml");
 	xml_init(catalog);
 	free(catalog);
 	return 0;
@@ -460,7 +418,7 @@ test_xml_dump_round_trip(void **state)
 static int
 validate_file(const char *xsd_rel, const char *xml_rel, char *err, size_t errlen)
 {
-	char *xsd_path = spec_path(xsd_rel), *xml_path = spec_path(xml_rel), *data;
+	char *xsd_path = testutil_spec_path(xsd_rel), *data;
 	struct xsd *x;
 	xmlDocPtr doc;
 	size_t len;
@@ -470,7 +428,7 @@ validate_file(const char *xsd_rel, const char *xml_rel, char *err, size_t errlen
 	if (x == NULL)
 		print_error("xsd_load: %s\n", err);
 	assert_non_null(x);
-	data = read_file(xml_path, &len);
+	data = testutil_read_spec(xml_rel, &len);
 	doc = xml_parse(data, len, EWP_MAX_CATALOGUE_BYTES, err, errlen);
 	assert_non_null(doc);
 	rc = xsd_validate(x, doc, err, errlen);
@@ -478,7 +436,6 @@ validate_file(const char *xsd_rel, const char *xml_rel, char *err, size_t errlen
 	free(data);
 	xsd_free(x);
 	free(xsd_path);
-	free(xml_path);
 	return rc;
 }
 
@@ -540,7 +497,7 @@ echo_validate(struct xsd *x, const char *s, int expect, char *err, size_t errlen
 static void
 test_xsd_echo_response(void **state)
 {
-	char err[1024], *path = spec_path("ewp-specs-api-echo/response.xsd");
+	char err[1024], *path = testutil_spec_path("ewp-specs-api-echo/response.xsd");
 	struct xsd *x;
 
 	(void)state;
@@ -565,8 +522,7 @@ test_xsd_echo_response(void **state)
 static void
 test_xsd_manifest_broken(void **state)
 {
-	char err[2048], *xsd_path = spec_path("ewp-specs-api-discovery/manifest.xsd");
-	char *xml_path = spec_path("ewp-specs-api-discovery/manifest-example.xml");
+	char err[2048], *xsd_path = testutil_spec_path("ewp-specs-api-discovery/manifest.xsd");
 	char *data, *at;
 	struct xsd *x;
 	xmlDocPtr doc;
@@ -574,7 +530,7 @@ test_xsd_manifest_broken(void **state)
 	size_t len;
 
 	(void)state;
-	data = read_file(xml_path, &len);
+	data = testutil_read_spec("ewp-specs-api-discovery/manifest-example.xml", &len);
 	at = strstr(data, "<host>");
 	assert_non_null(at);
 	at += strlen("<host>");
@@ -594,7 +550,6 @@ test_xsd_manifest_broken(void **state)
 	buf_free(&b);
 	free(data);
 	free(xsd_path);
-	free(xml_path);
 }
 
 /* Writes a schema importing a type from a URL no catalog entry maps. */
@@ -602,17 +557,13 @@ static char *
 write_remote_import_xsd(void)
 {
 	char *path = xasprintf("/tmp/test_xml_%d.xsd", (int)getpid());
-	FILE *f = fopen(path, "w");
 
-	assert_non_null(f);
-	fputs("<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"\n"
-	      "  xmlns:r=\"urn:remote\" targetNamespace=\"urn:local\">\n"
-	      " <xs:import namespace=\"urn:remote\"\n"
-	      "   schemaLocation=\"https://127.0.0.1:1/remote.xsd\"/>\n"
-	      " <xs:element name=\"e\" type=\"r:T\"/>\n"
-	      "</xs:schema>\n",
-	      f);
-	fclose(f);
+	testutil_write_file(path, "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"\n"
+	                          "  xmlns:r=\"urn:remote\" targetNamespace=\"urn:local\">\n"
+	                          " <xs:import namespace=\"urn:remote\"\n"
+	                          "   schemaLocation=\"https://127.0.0.1:1/remote.xsd\"/>\n"
+	                          " <xs:element name=\"e\" type=\"r:T\"/>\n"
+	                          "</xs:schema>\n");
 	return path;
 }
 

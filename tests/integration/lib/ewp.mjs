@@ -1,6 +1,7 @@
 // EWP-level assertions shared by the test files.
 import assert from 'node:assert/strict';
 import { NS, specPath, projectSchema } from './env.mjs';
+import { pollUntil } from './poll.mjs';
 import { assertValid, parseXml } from './xml.mjs';
 
 function reqLine(req) {
@@ -78,6 +79,39 @@ export function validateEchoOfficial(res) {
 
 export function validateEchoProject(res) {
   assertValid(res.body, projectSchema('echo-response.xsd'), 'echo response (ewp-schemas/echo-response.xsd)');
+}
+
+// Sends node a signed echo of `values` (opts as for node.echoRequest) and
+// asserts a 200 echoing exactly them; returns { req, res }.
+export async function assertEcho(node, values, what, opts = {}) {
+  const req = node.echoRequest(values, opts);
+  const res = await node.send(req);
+  assertStatus(res, 200, req, what);
+  assert.deepEqual(parseEcho(res, req).echoes, values, `${what}: echo values${exchange(req, res)}`);
+  return { req, res };
+}
+
+// Polls node with a signed echo of `values` (opts as for node.echoRequest)
+// until it answers 200, e.g. once a reload has taken effect; returns the
+// last { req, res }.
+export async function pollEchoOk(node, values, opts, what, timeoutMs = 5000) {
+  return pollUntil(async () => {
+    const req = node.echoRequest(values, opts);
+    const res = await node.send(req);
+    return { ok: res.status === 200, req, res, detail: `HTTP ${res.status}${exchange(req, res)}` };
+  }, timeoutMs, what);
+}
+
+// GET /metrics from node, asserted 200 and well-formed; returns { req, res, samples }.
+export async function fetchMetrics(node) {
+  const req = { method: 'GET', target: '/metrics', headers: [['Host', node.hostHeader]] };
+  const res = await node.send(req);
+  assertStatus(res, 200, req, 'GET /metrics');
+  try {
+    return { req, res, samples: parseMetrics(res.text) };
+  } catch (e) {
+    assert.fail(`${e.message}${exchange(req, res)}`);
+  }
 }
 
 // Prometheus text exposition: returns [{ name, labels: {}, value }].
