@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: a throwaway ewpd node on loopback, with generated keys, a
 # self-signed TLS certificate, a demo partner and a file:// catalogue listing
-# both. Everything lives in ./demo (removed by `make demo-stop`).
+# both, and a throwaway PostgreSQL cluster with the migrations applied.
+# Everything lives in ./demo (removed by `make demo-stop`).
 #
 #   tests/demo/demo.sh         start (or restart) the demo node
 #   tests/demo/demo.sh stop    stop it and remove ./demo
@@ -14,6 +15,7 @@ ewpd="$top/build/ewpd"
 ewpctl="$top/build/ewpctl"
 
 stop() {
+	[ -d "$demo/pg" ] && "$top/tests/pg/pg.sh" stop "$demo/pg"
 	if [ -f "$demo/ewpd.pid" ]; then
 		pid=$(cat "$demo/ewpd.pid")
 		if kill "$pid" 2>/dev/null; then
@@ -38,6 +40,11 @@ stop
 rm -rf "$demo"
 mkdir -p "$demo/keys" "$demo/tls"
 chmod 700 "$demo/keys"
+chmod 755 "$demo"
+
+# A throwaway PostgreSQL cluster in demo/pg (Unix socket only), migrated.
+pgport=${EWP_DEMO_PG_PORT:-$((port + 1))}
+conninfo=$("$top/tests/pg/pg.sh" start "$demo/pg" "$pgport")
 
 # Keys: ours (client + server) and the demo partner's (client + server).
 for k in client server partner-client partner-server; do
@@ -118,6 +125,8 @@ server_key = server.pem
 url = file://$demo/catalogue.xml
 refresh = 15m
 cache = catalogue.cache.xml
+[database]
+conninfo = $conninfo
 CONF
 
 # The demo partner's view, for `ewpctl call` as that partner.
@@ -139,6 +148,8 @@ url = file://$demo/catalogue.xml
 cache = catalogue.xml
 CONF
 
+echo "== database: $conninfo"
+"$ewpctl" -c "$demo/ewpd.conf" migrate --dir "$top/sql"
 "$ewpd" -n -c "$demo/ewpd.conf" >/dev/null
 "$ewpd" -c "$demo/ewpd.conf" >"$demo/ewpd.log" 2>&1 &
 echo $! >"$demo/ewpd.pid"
@@ -177,6 +188,9 @@ The demo node is running (pid $(cat "$demo/ewpd.pid"), log: demo/ewpd.log).
   Health and metrics:
     curl --cacert demo/tls/cert.pem https://localhost:$port/healthz
     curl --cacert demo/tls/cert.pem https://localhost:$port/metrics
+
+  The database (SMILE core and gateway state, migrated):
+    psql '$conninfo'
 
   Reload (config, keys, TLS, catalogue) / stop:
     kill -HUP $(cat "$demo/ewpd.pid")
