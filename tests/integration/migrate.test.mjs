@@ -2,6 +2,7 @@
 // as a no-op, a failing migration leaves the schema as it was, a changed
 // or missing file is refused before anything runs.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -111,4 +112,14 @@ test('migrate: an unreachable database gives a readable error', () => {
   const r = runEwpctl(['migrate', '--dir', d, '--conninfo', `host=${path.join(dir, 'nowhere')} port=1 dbname=x connect_timeout=2`]);
   assert.equal(r.status, 1, describeRun(r));
   assert.match(r.stderr, /cannot connect to the database/, describeRun(r));
+});
+
+test('migrate: the schema keeps the data true (tests/sql/schema_test.sql: seeds, triggers, every constraint)', () => {
+  freshDb('constraints');
+  const r0 = migrate(path.join(REPO_ROOT, 'sql'), 'constraints');
+  assert.equal(r0.status, 0, describeRun(r0));
+  const conninfo = pg.conninfo.replace(/dbname=\S+/, 'dbname=constraints');
+  const r = spawnSync('psql', [conninfo, '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-q',
+    '-f', path.join(REPO_ROOT, 'tests', 'sql', 'schema_test.sql')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `schema_test.sql failed:\n${r.stdout}\n${r.stderr}`);
 });
