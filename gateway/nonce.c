@@ -80,48 +80,66 @@ nonce_live(uint64_t slot, uint64_t now_rel)
 	       exp != now_rel;
 }
 
+/*
+ * One attempt: scan the probe window, then claim the chosen slot with a
+ * compare-and-swap from the value seen during the scan. Returns 1 for a
+ * replay, 0 when recorded, -1 when another worker changed the slot first
+ * (the caller scans again, and then sees that worker's id if it was ours).
+ */
+static int
+nonce_try(struct nonce_table *t, uint64_t h, uint64_t tag, uint64_t mine, uint64_t now_rel)
+{
+	size_t idx = SIZE_MAX, victim = (size_t)(h & t->mask);
+	uint64_t seen = 0, victim_seen = 0, victim_exp = UINT64_MAX;
+
+	for (size_t i = 0; i < NONCE_PROBES; i++) {
+		size_t j = (size_t)((h + i) & t->mask);
+		uint64_t v = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
+
+		if (!nonce_live(v, now_rel)) {
+			if (idx == SIZE_MAX)
+				idx = j, seen = v;
+			continue;
+		}
+		if ((v >> NONCE_EXP_BITS) == tag)
+			return 1;
+		if (((v & NONCE_EXP_MASK) - now_rel) < victim_exp) {
+			victim_exp = (v & NONCE_EXP_MASK) - now_rel;
+			victim = j;
+			victim_seen = v;
+		}
+	}
+	if (idx == SIZE_MAX)
+		idx = victim, seen = victim_seen;
+	if (!__atomic_compare_exchange_n(&t->slots[idx], &seen, mine, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE))
+		return -1;
+	/* Two workers that claimed different slots for one id both see it twice. */
+	for (size_t i = 0; i < NONCE_PROBES; i++) {
+		size_t j = (size_t)((h + i) & t->mask);
+		uint64_t v = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
+
+		if (j != idx && nonce_live(v, now_rel) && (v >> NONCE_EXP_BITS) == tag)
+			return 1;
+	}
+	return 0;
+}
+
 bool
 nonce_seen(struct nonce_table *t, const char *id, time_t now, int ttl)
 {
 	uint64_t h = nonce_hash(id);
 	uint64_t tag = h >> NONCE_EXP_BITS;
 	uint64_t now_rel = nonce_exp(t, now);
-	uint64_t mine = (tag << NONCE_EXP_BITS) | nonce_exp(t, now + ttl);
-	size_t victim = (size_t)(h & t->mask), first_free = SIZE_MAX;
-	uint64_t victim_exp = UINT64_MAX;
+	uint64_t mine;
+	int rc = -1;
 
 	if (tag == 0)
-		tag = 1, mine |= UINT64_C(1) << NONCE_EXP_BITS;
-	for (size_t i = 0; i < NONCE_PROBES; i++) {
-		size_t idx = (size_t)((h + i) & t->mask);
-		uint64_t v = __atomic_load_n(&t->slots[idx], __ATOMIC_ACQUIRE);
-
-		if (!nonce_live(v, now_rel)) {
-			if (first_free == SIZE_MAX)
-				first_free = idx;
-			continue;
-		}
-		if ((v >> NONCE_EXP_BITS) == tag)
-			return true;
-		if (((v & NONCE_EXP_MASK) - now_rel) < victim_exp) {
-			victim_exp = (v & NONCE_EXP_MASK) - now_rel;
-			victim = idx;
-		}
-	}
-	size_t idx = first_free != SIZE_MAX ? first_free : victim;
-	uint64_t old = __atomic_load_n(&t->slots[idx], __ATOMIC_ACQUIRE);
-	/* A lost race means another worker stored an id here at the same
-	 * instant; retrying once keeps the table consistent enough. */
-	if (!__atomic_compare_exchange_n(&t->slots[idx], &old, mine, false, __ATOMIC_ACQ_REL,
-	                                 __ATOMIC_ACQUIRE))
-		__atomic_store_n(&t->slots[idx], mine, __ATOMIC_RELEASE);
-	/* Two workers racing on the same id both see it twice: both refuse. */
-	for (size_t i = 0; i < NONCE_PROBES; i++) {
-		size_t j = (size_t)((h + i) & t->mask);
-		uint64_t v = __atomic_load_n(&t->slots[j], __ATOMIC_ACQUIRE);
-
-		if (j != idx && nonce_live(v, now_rel) && (v >> NONCE_EXP_BITS) == tag)
-			return true;
-	}
-	return false;
+		tag = 1;
+	mine = (tag << NONCE_EXP_BITS) | nonce_exp(t, now + ttl);
+	/* Contention ends quickly: each lost race means another id was stored. */
+	for (int attempt = 0; attempt < 64 && rc == -1; attempt++)
+		rc = nonce_try(t, h, tag, mine, now_rel);
+	/* Still contended after that many rounds: refuse rather than forget. */
+	return rc != 0;
 }

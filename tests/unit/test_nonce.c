@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +74,43 @@ test_nonce_shared_across_processes(void **state)
 	nonce_free(t);
 }
 
+/* Two processes racing on the same ids: each id is accepted exactly once. */
+static void
+test_nonce_race_accepts_each_id_once(void **state)
+{
+	enum { IDS = 100000, RACERS = 3 };
+	struct nonce_table *t = nonce_new(1u << 18, true);
+	unsigned char *accepted =
+	    mmap(NULL, IDS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	time_t now = time(NULL);
+	char id[32];
+
+	(void)state;
+	assert_true(accepted != MAP_FAILED);
+	memset(accepted, 0, IDS + 1);
+	for (int r = 0; r < RACERS; r++) {
+		if (fork() == 0) {
+			/* Start together, so that the racers meet on the same ids. */
+			__atomic_fetch_add(&accepted[IDS], 1, __ATOMIC_ACQ_REL);
+			while (__atomic_load_n(&accepted[IDS], __ATOMIC_ACQUIRE) < RACERS)
+				;
+			for (int i = 0; i < IDS; i++) {
+				snprintf(id, sizeof(id), "race-%d", i);
+				if (!nonce_seen(t, id, now, 600))
+					__atomic_fetch_add(&accepted[i], 1, __ATOMIC_RELAXED);
+			}
+			_exit(0);
+		}
+	}
+	for (int r = 0; r < RACERS; r++)
+		wait(NULL);
+	for (int i = 0; i < IDS; i++)
+		if (accepted[i] > 1)
+			fail_msg("id race-%d accepted %d times", i, accepted[i]);
+	munmap(accepted, IDS + 1);
+	nonce_free(t);
+}
+
 int
 main(void)
 {
@@ -80,6 +119,7 @@ main(void)
 	    cmocka_unit_test(test_nonce_forgets_after_ttl),
 	    cmocka_unit_test(test_nonce_survives_overload),
 	    cmocka_unit_test(test_nonce_shared_across_processes),
+	    cmocka_unit_test(test_nonce_race_accepts_each_id_once),
 	};
 	return cmocka_run_group_tests_name("nonce", tests, NULL, NULL);
 }
