@@ -40,16 +40,17 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c \
 	gateway/httpsig_sign.c gateway/httpsig_client.c gateway/xml.c gateway/registry.c \
 	gateway/registry_map.c gateway/registry_load.c gateway/registry_elems.c \
 	gateway/conf.c gateway/form.c gateway/fetch.c gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c \
-	gateway/httpc.c gateway/db.c
+	gateway/httpc.c gateway/db.c gateway/csv.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c \
-	gateway/api/api.c gateway/api/api_echo.c gateway/api/api_discovery.c
+	gateway/api/api.c gateway/api/api_echo.c gateway/api/api_discovery.c \
+	gateway/api/api_db.c gateway/api/api_institutions.c gateway/api/api_ounits.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
-	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c
+	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c
 
-UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db
+UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
@@ -107,7 +108,7 @@ demo-stop:
 # Fuzzing (clang libFuzzer): every target runs FUZZ_SECS seconds from the
 # seeds in tests/fuzz/seeds/<target>; findings are left in build-fuzz/.
 FUZZ_SECS    ?= 20
-FUZZ_TARGETS := form httpsig xml
+FUZZ_TARGETS := form httpsig xml csv
 FUZZ_EXTRA_xml := $(wildcard ../shared/ewp-specs/ewp-specs-api-registry ../shared/ewp-specs/ewp-specs-api-discovery)
 FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -Igateway \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
@@ -116,7 +117,8 @@ FUZZ_LIBS    := $(shell pkg-config --libs libxml-2.0 openssl 2>/dev/null)
 FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/httpsig_parse.c \
 	gateway/httpsig_verify.c gateway/httpsig_sign.c gateway/httpsig_client.c gateway/keys.c \
 	gateway/codec.c gateway/xml.c gateway/registry.c gateway/registry_map.c \
-	gateway/registry_load.c gateway/registry_elems.c gateway/buf.c gateway/log.c gateway/xmalloc.c
+	gateway/registry_load.c gateway/registry_elems.c gateway/buf.c gateway/log.c gateway/xmalloc.c \
+	gateway/csv.c
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON)
 	@mkdir -p build-fuzz

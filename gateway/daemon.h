@@ -21,6 +21,7 @@
 #include "nonce.h"
 #include "registry.h"
 
+struct db_pool;
 struct event_base;
 struct server;
 
@@ -40,6 +41,7 @@ struct ewpd {
 	struct nonce_table *nonce;
 	SSL_CTX *tls; /* NULL when tls = off */
 	struct server *server;
+	struct db_pool *db;  /* SMILE core; NULL when the conninfo was refused */
 	struct buf manifest; /* the Discovery manifest, rebuilt on reload */
 	unsigned inflight;   /* requests accepted and not yet answered */
 	bool draining;

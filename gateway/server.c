@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "log.h"
 #include "req.h"
+#include "db.h"
 #include "server.h"
 #include "xmalloc.h"
 
@@ -110,6 +111,29 @@ server_metrics(struct req *rq)
 	buf_free(&b);
 }
 
+/*
+ * 503 only without a catalogue (nothing can be authenticated). A database
+ * that is down keeps 200, "ok (database down)": Echo and the manifest still
+ * work, the APIs needing it answer 503 themselves, and a load balancer
+ * should not take the whole node out for it.
+ */
+static void
+server_healthz(struct req *rq)
+{
+	static const char nocat[] = "no catalogue\n", ok[] = "ok\n",
+	                  dbdown[] = "ok (database down)\n";
+	const char *body = ok;
+
+	rq->metric = METRICS_API_HEALTH;
+	if (rq->d->snap == NULL) {
+		req_reply(rq, 503, "text/plain; charset=utf-8", nocat, sizeof(nocat) - 1);
+		return;
+	}
+	if (rq->d->db == NULL || !db_pool_up(rq->d->db))
+		body = dbdown;
+	req_reply(rq, 200, "text/plain; charset=utf-8", body, strlen(body));
+}
+
 static void
 server_request_cb(struct evhttp_request *ev, void *arg)
 {
@@ -119,11 +143,7 @@ server_request_cb(struct evhttp_request *ev, void *arg)
 	if (rq == NULL || !server_framing_ok(rq))
 		return;
 	if (strcmp(rq->path, "/healthz") == 0) {
-		rq->metric = METRICS_API_HEALTH;
-		if (rq->d->snap == NULL)
-			req_reply(rq, 503, "text/plain; charset=utf-8", "no catalogue\n", 13);
-		else
-			req_reply(rq, 200, "text/plain; charset=utf-8", "ok\n", 3);
+		server_healthz(rq);
 		return;
 	}
 	if (strcmp(rq->path, "/metrics") == 0) {

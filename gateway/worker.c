@@ -12,12 +12,16 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "db.h"
 #include "log.h"
 #include "manifest.h"
 #include "server.h"
 #include "tls.h"
 #include "worker.h"
 #include "xmalloc.h"
+
+#define WORKER_DB_POOL_SIZE            4
+#define WORKER_DB_STATEMENT_TIMEOUT_MS 10000
 
 struct worker {
 	struct ewpd d;
@@ -195,6 +199,22 @@ worker_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* The worker's pool to the SMILE core; a refused conninfo only disables
+ * the APIs that need it (they answer 503), the others keep serving. */
+static struct db_pool *
+worker_db(struct ewpd *d)
+{
+	struct db_pool_conf dc = {.conninfo = d->conf->db_conninfo,
+	                          .size = WORKER_DB_POOL_SIZE,
+	                          .statement_timeout_ms = WORKER_DB_STATEMENT_TIMEOUT_MS};
+	char err[512];
+	struct db_pool *p = db_pool_new(d->base, &dc, err, sizeof(err));
+
+	if (p == NULL)
+		log_error("database disabled: %s", err);
+	return p;
+}
+
 static struct event *
 worker_signal(struct worker *w, int sig)
 {
@@ -220,8 +240,10 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	if ((w.d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	worker_load_registry(&w.d);
+	w.d.db = worker_db(&w.d);
 	if ((w.d.server = server_new(&w.d, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
+		db_pool_free(w.d.db);
 		return 1;
 	}
 	w.sig_hup = worker_signal(&w, SIGHUP);
@@ -232,6 +254,8 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	         w.d.conf->listen);
 	event_base_dispatch(w.d.base);
 
+	/* Before the server: queries still pending answer their requests (503). */
+	db_pool_free(w.d.db);
 	server_free(w.d.server);
 	event_free(w.sig_hup);
 	event_free(w.sig_usr2);

@@ -13,9 +13,7 @@
 #include "req.h"
 
 const struct api_entry *const api_table[] = {
-    &api_discovery_entry,
-    &api_echo_entry,
-    NULL,
+    &api_discovery_entry, &api_echo_entry, &api_institutions_entry, &api_ounits_entry, NULL,
 };
 
 int

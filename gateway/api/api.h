@@ -44,5 +44,7 @@ int api_manifest_http_security(struct buf *out) EWP_MUSTCHECK;
 
 extern const struct api_entry api_echo_entry;
 extern const struct api_entry api_discovery_entry;
+extern const struct api_entry api_institutions_entry;
+extern const struct api_entry api_ounits_entry;
 
 #endif

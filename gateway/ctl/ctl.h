@@ -23,5 +23,6 @@ int ctl_keys(struct ctl *ctl, int argc, char **argv);
 int ctl_call(struct ctl *ctl, int argc, char **argv);
 int ctl_registry(struct ctl *ctl, int argc, char **argv);
 int ctl_migrate(struct ctl *ctl, int argc, char **argv);
+int ctl_import(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -36,6 +36,9 @@ usage(FILE *out)
 	             "  migrate [--dir DIR] [--conninfo STR] [--dry-run]\n"
 	             "                        apply the SQL migrations the database lacks\n"
 	             "                        (DIR default " EWP_SQL_DIR_HELP ")\n"
+	             "  import composantes|formations|cours|nominations FILE [--dry-run]\n"
+	             "         [--separator C] [--conninfo STR]\n"
+	             "                        load a SMILE CSV export, all lines or none\n"
 	             "  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
 	             "                        signed EWP request; prints the verified response\n"
 	             "\n"
@@ -100,6 +103,8 @@ main(int argc, char *argv[])
 		rc = ctl_call(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "migrate") == 0)
 		rc = ctl_migrate(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "import") == 0)
+		rc = ctl_import(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {

@@ -6,6 +6,8 @@
 #
 #   tests/pg/pg.sh start DIR [PORT]   initdb + start; prints "host=DIR port=PORT"
 #   tests/pg/pg.sh stop DIR           stop the server and remove DIR
+#   tests/pg/pg.sh halt DIR           stop the server (pg_ctl -m fast), keep DIR
+#   tests/pg/pg.sh resume DIR PORT    start a halted server again
 set -eu
 
 bindir=${PG_BINDIR:-}
@@ -28,8 +30,18 @@ as_owner() {
 cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || {
-	echo "usage: pg.sh start DIR [PORT] | stop DIR" >&2
+	echo "usage: pg.sh start DIR [PORT] | stop DIR | halt DIR | resume DIR PORT" >&2
 	exit 2
+}
+
+# Starts the server of an initialised DIR on PORT (Unix socket only).
+pg_start() {
+	as_owner "$bindir/pg_ctl" -D "$1/data" -w -l "$1/server.log" \
+		-o "-k $1 -p $2 -c listen_addresses= -c fsync=off -c full_page_writes=off" \
+		start >/dev/null || {
+		cat "$1/server.log" >&2
+		exit 1
+	}
 }
 
 case $cmd in
@@ -48,12 +60,7 @@ start)
 		cat "$dir/initdb.log" >&2
 		exit 1
 	}
-	as_owner "$bindir/pg_ctl" -D "$dir/data" -w -l "$dir/server.log" \
-		-o "-k $dir -p $port -c listen_addresses= -c fsync=off -c full_page_writes=off" \
-		start >/dev/null || {
-		cat "$dir/server.log" >&2
-		exit 1
-	}
+	pg_start "$dir" "$port"
 	echo "host=$dir port=$port user=postgres dbname=postgres"
 	;;
 stop)
@@ -61,6 +68,12 @@ stop)
 		as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
 	rm -rf "$dir"
+	;;
+halt)
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+	;;
+resume)
+	pg_start "$dir" "${3:?port}"
 	;;
 *)
 	echo "usage: pg.sh start DIR [PORT] | stop DIR" >&2

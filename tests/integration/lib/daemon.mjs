@@ -12,9 +12,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { EWPD, EWPCTL, KEEP_TMP, requireBinary } from './env.mjs';
+import { EWPD, EWPCTL, KEEP_TMP, REPO_ROOT, requireBinary } from './env.mjs';
 import { buildCatalogue } from './catalogue.mjs';
 import { Connection, freePort, request } from './http.mjs';
+import { Postgres } from './pg.mjs';
 import { keyFromObjects, makeKey, signRequest } from './sign.mjs';
 
 export const HEI_ID = 'smile.test';
@@ -114,14 +115,20 @@ export function makeTlsCert(dir) {
 export class Ewpd {
   /*
    * opts: { workers, tls (bool), conf: {section: {key: value}} overrides,
-   *         start (default true) }
+   *         start (default true), pg (true: a throwaway PostgreSQL with the
+   *         project migrations applied, as this.pg, in [database] conninfo) }
    */
   static async create(name, opts = {}) {
     requireBinary(EWPD, 'ewpd');
     requireBinary(EWPCTL, 'ewpctl');
     const fx = new Ewpd(name, opts);
-    await fx._prepare();
-    if (opts.start !== false) await fx.start();
+    try {
+      await fx._prepare();
+      if (opts.start !== false) await fx.start();
+    } catch (e) {
+      fx.pg?.stop(); // nobody else holds the fixture to clean it up
+      throw e;
+    }
     return fx;
   }
 
@@ -171,8 +178,17 @@ export class Ewpd {
       keys: { keys_dir: this.keysDir },
       registry: { url: `file://${this.cataloguePath}`, cache: path.join(this.dir, 'catalogue.cache.xml') },
     });
+    if (this.opts.pg) await this._preparePg();
     this.conf = mergeConf(this.conf, this.opts.conf);
     this.writeConfig();
+  }
+
+  // A database for the APIs served from the SMILE core: cluster, then migrations.
+  async _preparePg() {
+    this.pg = await Postgres.start(this.dir);
+    const r = runEwpctl(['migrate', '--dir', path.join(REPO_ROOT, 'sql'), '--conninfo', this.pg.conninfo]);
+    if (r.status !== 0) throw new Error(`ewpctl migrate failed:\n${describeRun(r)}`);
+    this.conf = mergeConf(this.conf, { database: { conninfo: this.pg.conninfo } });
   }
 
   get manifestPath() {
@@ -296,6 +312,7 @@ export class Ewpd {
 
   async cleanup() {
     await this.stop();
+    this.pg?.stop();
     if (!KEEP_TMP) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -18,6 +18,7 @@ export class Postgres {
     const r = spawnSync(PG_SH, ['start', pg.dir, String(port)], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`cannot start PostgreSQL:\n${r.stdout}\n${r.stderr}`);
     pg.conninfo = r.stdout.trim();
+    pg.port = port;
     return pg;
   }
 
@@ -26,6 +27,17 @@ export class Postgres {
     const r = spawnSync('psql', [this.conninfo, '-v', 'ON_ERROR_STOP=1', '-tAqc', sql], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`psql failed: ${sql}\n${r.stderr}`);
     return r.stdout.trim();
+  }
+
+  // Stops the server (pg_ctl -m fast) but keeps the cluster: resume() restarts it.
+  halt() {
+    const r = spawnSync(PG_SH, ['halt', this.dir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cannot halt PostgreSQL:\n${r.stdout}\n${r.stderr}`);
+  }
+
+  resume() {
+    const r = spawnSync(PG_SH, ['resume', this.dir, String(this.port)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cannot resume PostgreSQL:\n${r.stdout}\n${r.stderr}`);
   }
 
   stop() {
