@@ -69,6 +69,15 @@ cat >"$demo/catalogue.xml" <<XML
       <echo xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/manifest-entry.xsd" version="2.0.1">
         <url>https://localhost:$port/ewp/echo</url>
       </echo>
+      <institutions xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-institutions/blob/stable-v2/manifest-entry.xsd" version="2.2.0">
+        <url>https://localhost:$port/ewp/institutions</url>
+        <max-hei-ids>10</max-hei-ids>
+      </institutions>
+      <organizational-units xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd" version="2.1.1">
+        <url>https://localhost:$port/ewp/ounits</url>
+        <max-ounit-ids>10</max-ounit-ids>
+        <max-ounit-codes>10</max-ounit-codes>
+      </organizational-units>
     </apis-implemented>
     <institutions-covered><hei-id>demo.smile-ewp.example</hei-id></institutions-covered>
     <client-credentials-in-use><rsa-public-key sha-256="$(keyid client)"/></client-credentials-in-use>
@@ -150,6 +159,7 @@ CONF
 
 echo "== database: $conninfo"
 "$ewpctl" -c "$demo/ewpd.conf" migrate --dir "$top/sql"
+psql "$conninfo" -q -v ON_ERROR_STOP=1 -f "$top/tests/demo/demo-data.sql"
 "$ewpd" -n -c "$demo/ewpd.conf" >/dev/null
 "$ewpd" -c "$demo/ewpd.conf" >"$demo/ewpd.log" 2>&1 &
 echo $! >"$demo/ewpd.pid"
@@ -181,6 +191,12 @@ The demo node is running (pid $(cat "$demo/ewpd.pid"), log: demo/ewpd.log).
         'https://localhost:$port/ewp/echo?echo=hello'
     build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
         -d 'echo=a&echo=b' https://localhost:$port/ewp/echo
+
+  Institutions and faculties, served from the database:
+    build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
+        'https://localhost:$port/ewp/institutions?hei_id=demo.smile-ewp.example'
+    build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
+        'https://localhost:$port/ewp/ounits?hei_id=demo.smile-ewp.example&ounit_code=SCI'
 
   An unsigned call is refused with 401 and an EWP error-response:
     curl -i --cacert demo/tls/cert.pem https://localhost:$port/ewp/echo
