@@ -13,7 +13,13 @@
 #include "req.h"
 
 const struct api_entry *const api_table[] = {
-    &api_discovery_entry, &api_echo_entry, &api_institutions_entry, &api_ounits_entry, NULL,
+    &api_discovery_entry,
+    &api_echo_entry,
+    &api_institutions_entry,
+    &api_ounits_entry,
+    &api_course_replication_entry,
+    &api_courses_entry,
+    NULL,
 };
 
 int

@@ -46,5 +46,7 @@ extern const struct api_entry api_echo_entry;
 extern const struct api_entry api_discovery_entry;
 extern const struct api_entry api_institutions_entry;
 extern const struct api_entry api_ounits_entry;
+extern const struct api_entry api_course_replication_entry;
+extern const struct api_entry api_courses_entry;
 
 #endif

@@ -1,0 +1,177 @@
+/*
+ * api_course_replication.c - Simple Course Replication v1: the los-ids of
+ * the exchange-student catalogue of our HEI (hei_id, required, single;
+ * anything but the local HEI → 400), i.e. the courses open to mobility in
+ * a programme open to mobility (or in none). modified_since (optional,
+ * single, an xs:dateTime with a time part) keeps only the courses changed
+ * after it, or whose programme changed after it; a date in the future gives
+ * an empty answer.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "api.h"
+#include "api_db.h"
+#include "req.h"
+#include "xmlw.h"
+
+#define CREPL_NS                                                                                   \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-course-replication/tree/stable-v1"
+#define CREPL_ENTRY_NS                                                                             \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-course-replication/blob/"          \
+	"stable-v1/manifest-entry.xsd"
+
+/*
+ * A marker row (k 0) when hei_id is the local HEI, then one row per course
+ * (k its key). Courses are the local HEI's catalogue: nothing is returned
+ * for any other hei_id.
+ */
+static const char crepl_sql[] =
+    "WITH h AS (SELECT id FROM smile.etablissement WHERE schac_id::text = $1 AND is_local)"
+    " SELECT 0::bigint AS k, NULL::text AS los_id FROM h"
+    " UNION ALL SELECT c.id, 'CR/' || c.id::text FROM smile.cours c"
+    "  LEFT JOIN smile.formation f ON f.id = c.formation_id"
+    "  WHERE EXISTS (SELECT 1 FROM h) AND c.open_to_mobility"
+    "  AND (f.id IS NULL OR f.open_to_mobility)"
+    "  AND ($2::timestamptz IS NULL"
+    "   OR greatest(c.modified_at, coalesce(f.modified_at, c.modified_at)) > $2::timestamptz)"
+    " ORDER BY 1";
+
+static bool
+crepl_digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+static bool
+crepl_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/*
+ * Whether s is an xs:dateTime with a time part, as modified_since must be:
+ * YYYY-MM-DDThh:mm:ss[.f+][Z|(+|-)hh:mm], fields in range.
+ */
+static bool
+crepl_datetime_ok(const char *s)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, th, tm;
+	size_t n = strlen(s), i = 19;
+
+	if (n < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return false;
+	if (!crepl_digits(s, 4, &y) || !crepl_digits(s + 5, 2, &mo) ||
+	    !crepl_digits(s + 8, 2, &d) || !crepl_digits(s + 11, 2, &h) ||
+	    !crepl_digits(s + 14, 2, &mi) || !crepl_digits(s + 17, 2, &sec))
+		return false;
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && crepl_leap(y)) ||
+	    h > 23 || mi > 59 || sec > 59)
+		return false;
+	if (i < n && s[i] == '.') {
+		size_t start = ++i;
+
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start || i - start > 9)
+			return false;
+	}
+	if (i == n)
+		return true;
+	if (s[i] == 'Z')
+		return i + 1 == n;
+	if ((s[i] != '+' && s[i] != '-') || n - i != 6 || s[i + 3] != ':')
+		return false;
+	return crepl_digits(s + i + 1, 2, &th) && crepl_digits(s + i + 4, 2, &tm) && th <= 14 &&
+	       tm <= 59;
+}
+
+static void
+crepl_done(struct req *rq, PGresult *res)
+{
+	struct buf b;
+	int rc, n = PQntuples(res);
+
+	if (n == 0 || strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+		req_error(rq, 400,
+		          "hei_id \"%s\" is not an institution whose courses are served here",
+		          form_get(&rq->form, "hei_id"));
+		return;
+	}
+	buf_init(&b, 16 * 1024 * 1024);
+	rc = buf_addstr(&b, XMLW_DECL "<course-replication-response xmlns=\"" CREPL_NS "\">");
+	for (int i = 1; rc == 0 && i < n; i++) {
+		rc = buf_addstr(&b, "<los-id>");
+		if (rc == 0)
+			rc = xmlw_escape(&b, PQgetvalue(res, i, 1));
+		if (rc == 0)
+			rc = buf_addstr(&b, "</los-id>");
+	}
+	if (rc == 0)
+		rc = buf_addstr(&b, "</course-replication-response>\n");
+	if (rc == -1)
+		req_error(rq, 500, "course-replication response larger than %zu bytes", b.max);
+	else
+		req_reply(rq, 200, "text/xml; charset=utf-8", b.data, b.len);
+	buf_free(&b);
+}
+
+static void
+crepl_handle(struct req *rq)
+{
+	size_t nhei = form_count(&rq->form, "hei_id");
+	size_t nms = form_count(&rq->form, "modified_since");
+	const char *ms = form_get(&rq->form, "modified_since");
+
+	if (nhei != 1) {
+		req_error(rq, 400, "hei_id is required exactly once (got %zu)", nhei);
+		return;
+	}
+	if (nms > 1) {
+		req_error(rq, 400, "modified_since may be given at most once (got %zu)", nms);
+		return;
+	}
+	if (ms != NULL && !crepl_datetime_ok(ms)) {
+		req_error(rq, 400,
+		          "modified_since must be an xs:dateTime with a time part, e.g. "
+		          "2004-02-12T15:19:21+01:00");
+		return;
+	}
+	api_db_query(rq, crepl_sql, 2, (const char *const[]){form_get(&rq->form, "hei_id"), ms},
+	             crepl_done);
+}
+
+static int
+crepl_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
+{
+	if (buf_printf(out, "<simple-course-replication xmlns=\"%s\" version=\"%s\">", e->ns,
+	               e->version) == -1 ||
+	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
+	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+		return -1;
+	return buf_addstr(out, "</url><allows-anonymous-access>false</allows-anonymous-access>"
+	                       "<supports-modified-since>true</supports-modified-since>"
+	                       "</simple-course-replication>");
+}
+
+const struct api_entry api_course_replication_entry = {
+    .name = "simple-course-replication",
+    .ns = CREPL_ENTRY_NS,
+    .version = "1.0.0",
+    .path = "/ewp/course-replication",
+    .methods = API_GET | API_POST,
+    .signed_only = true,
+    .metric = METRICS_API_COURSE_REPLICATION,
+    .handle = crepl_handle,
+    .manifest = crepl_manifest,
+};
