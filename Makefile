@@ -49,7 +49,8 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_courses.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
-	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c
+	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
+	gateway/ctl/ctl_sync.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv
 
@@ -152,6 +153,8 @@ install: all
 	install -m 0644 conf/ewpd.conf.example $(DESTDIR)/etc/ewpd/
 	install -d $(DESTDIR)$(PREFIX)/share/ewpd/sql
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ewpd/sql/
+	install -d $(DESTDIR)$(PREFIX)/share/ewpd/schemas
+	install -m 0644 ewp-schemas/*.xsd $(DESTDIR)$(PREFIX)/share/ewpd/schemas/
 
 clean:
 	rm -rf build build-san build-fuzz ewpd ewpctl

@@ -245,6 +245,12 @@ registry_hei_count(const struct registry *r)
 	return r->nheis;
 }
 
+const char *
+registry_hei_at(const struct registry *r, size_t i)
+{
+	return i < r->nheis ? r->heis[i].id : NULL;
+}
+
 size_t
 registry_key_count(const struct registry *r)
 {

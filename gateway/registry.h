@@ -59,6 +59,8 @@ void registry_free(struct registry *r);
 size_t registry_host_count(const struct registry *r);
 size_t registry_hei_count(const struct registry *r);
 size_t registry_key_count(const struct registry *r);
+/* SCHAC id of HEI number i (0 .. registry_hei_count() - 1), catalogue order; lent. */
+const char *registry_hei_at(const struct registry *r, size_t i);
 
 const struct registry_key *registry_key(const struct registry *r, const char *keyid);
 /*

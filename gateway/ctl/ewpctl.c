@@ -39,6 +39,9 @@ usage(FILE *out)
 	             "  import composantes|formations|cours|nominations FILE [--dry-run]\n"
 	             "         [--separator C] [--conninfo STR]\n"
 	             "                        load a SMILE CSV export, all lines or none\n"
+	             "  sync institutions [--cacert FILE] [--schemas DIR] [--conninfo STR]\n"
+	             "         [--timeout SECONDS] [HEI...]\n"
+	             "                        copy partners' Institutions and OUnits into SMILE\n"
 	             "  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
 	             "                        signed EWP request; prints the verified response\n"
 	             "\n"
@@ -105,6 +108,8 @@ main(int argc, char *argv[])
 		rc = ctl_migrate(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "import") == 0)
 		rc = ctl_import(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "sync") == 0)
+		rc = ctl_sync(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {
