@@ -235,6 +235,34 @@ req_reply(struct req *rq, int status, const char *content_type, const char *body
 	req_free(rq);
 }
 
+/*
+ * A message cut by vsnprintf may end inside a multi-byte character, and
+ * echoed input may not be UTF-8 at all: keep the text well-formed XML by
+ * replacing every byte that is not part of a complete UTF-8 sequence.
+ */
+static void
+req_utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t len = *p < 0x80             ? 1
+		             : (*p & 0xe0) == 0xc0 ? 2
+		             : (*p & 0xf0) == 0xe0 ? 3
+		             : (*p & 0xf8) == 0xf0 ? 4
+		                                   : 0;
+		size_t i = 1;
+
+		while (i < len && (p[i] & 0xc0) == 0x80)
+			i++;
+		if (len == 0 || i < len) {
+			*p++ = '?';
+			continue;
+		}
+		p += len;
+	}
+}
+
 void
 req_error(struct req *rq, int status, const char *fmt, ...)
 {
@@ -245,6 +273,7 @@ req_error(struct req *rq, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	req_utf8_clean(msg);
 	buf_init(&b, 16 * 1024);
 	if (buf_addstr(&b, XMLW_DECL "<error-response xmlns=\"" COMMON_TYPES_NS "\">") == -1 ||
 	    xmlw_elem(&b, "developer-message", msg) == -1 ||

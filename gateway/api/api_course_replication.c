@@ -137,6 +137,12 @@ crepl_handle(struct req *rq)
 		req_error(rq, 400, "hei_id is required exactly once (got %zu)", nhei);
 		return;
 	}
+	if (!api_db_valid_id(form_get(&rq->form, "hei_id"))) {
+		req_error(rq, 400,
+		          "hei_id is not an EWP identifier (1 to 64 printable ASCII "
+		          "characters)");
+		return;
+	}
 	if (nms > 1) {
 		req_error(rq, 400, "modified_since may be given at most once (got %zu)", nms);
 		return;

@@ -178,6 +178,12 @@ courses_handle(struct req *rq)
 		req_error(rq, 400, "hei_id is required exactly once (got %zu)", nhei);
 		return;
 	}
+	if (!api_db_valid_id(form_get(&rq->form, "hei_id"))) {
+		req_error(rq, 400,
+		          "hei_id is not an EWP identifier (1 to 64 printable ASCII "
+		          "characters)");
+		return;
+	}
 	if ((nids > 0) == (ncodes > 0)) {
 		req_error(rq, 400, "give either los_id or los_code (got %zu and %zu)", nids,
 		          ncodes);

@@ -65,6 +65,17 @@ api_db_literal(const char *const *kept, int n, char **out)
 	return rc;
 }
 
+bool
+api_db_valid_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] < 0x21 || (unsigned char)s[n] > 0x7e || n >= 64)
+			return false;
+	return n > 0;
+}
+
 int
 api_db_param_array(const struct req *rq, const char *name, int max, char **out)
 {
@@ -75,7 +86,9 @@ api_db_param_array(const struct req *rq, const char *name, int max, char **out)
 
 	*out = NULL;
 	for (size_t i = 0; i < rq->form.n && n <= max; i++)
+		/* A value that is no valid id can match nothing: like an unknown id. */
 		if (strcmp(rq->form.params[i].name, name) == 0 &&
+		    api_db_valid_id(rq->form.params[i].value) &&
 		    !api_db_kept(kept, n, rq->form.params[i].value))
 			kept[n++] = rq->form.params[i].value;
 	if (n <= max && api_db_literal(kept, n, out) == -1)

@@ -12,6 +12,7 @@
 #ifndef API_DB_H
 #define API_DB_H
 
+#include <stdbool.h>
 #include <libpq-fe.h>
 
 #include "buf.h"
@@ -33,6 +34,9 @@ void api_db_query(struct req *rq, const char *sql, int nparams, const char *cons
  * are; max + 1 (and *out NULL) as soon as there are more than max; -1 when
  * the literal would be too large.
  */
+/* An EWP identifier: 1 to 64 printable ASCII characters (common-types.xsd). */
+bool api_db_valid_id(const char *s);
+
 int api_db_param_array(const struct req *rq, const char *name, int max, char **out) EWP_MUSTCHECK;
 
 /*

@@ -795,10 +795,15 @@ write_partner(struct sync *s, const struct sync_hei *h, char *err, size_t errlen
 			rc = write_extra(s->db, uid, &u->extra, true, err, errlen);
 		}
 	}
-	for (size_t i = 0; rc == 0 && i < h->nunits; i++)
+	for (size_t i = 0; rc == 0 && i < h->nunits; i++) {
+		const char *parent = h->units[i].parent;
+
+		/* A unit naming itself as parent means "no parent", not a cycle. */
+		if (parent && h->units[i].id && strcmp(parent, h->units[i].id) == 0)
+			parent = NULL;
 		rc = db_exec(s->db, parent_sql, 3,
-		             (const char *const[]){eid, h->units[i].id, h->units[i].parent}, NULL,
-		             err, errlen);
+		             (const char *const[]){eid, h->units[i].id, parent}, NULL, err, errlen);
+	}
 	return rc;
 }
 

@@ -152,3 +152,20 @@ itest(() => fx, 'ounits: database stopped → 503 error-response, ewpd up; resta
   assert.deepEqual(ids(units), ['ou-sci']);
   assert.ok(fx.alive);
 }, { timeout: 60000 });
+
+itest(() => fx, 'ounits: ids that are not EWP identifiers (bad UTF-8, too long) → 400 for hei_id, omitted for ounit_id; error bodies stay well-formed', async () => {
+  const raw = (qs) => fx.signed({ path: `${PATH}?${qs}` });
+  const bad = [
+    ['hei_id=%FF&ounit_id=ou-sci', 'hei_id not UTF-8'],
+    [`hei_id=${'%C3%A9'.repeat(600)}&ounit_id=ou-sci`, 'hei_id of 600 multi-byte characters'],
+    [`hei_id=${'a'.repeat(65)}&ounit_id=ou-sci`, 'hei_id of 65 characters'],
+  ];
+  for (const [qs, what] of bad) {
+    const req = raw(qs);
+    assertErrorResponse(await fx.send(req), 400, req, what);
+  }
+  const req = raw(`hei_id=${HEI_ID}&ounit_id=%FF&ounit_id=ou-sci`);
+  const res = await fx.send(req);
+  assertStatus(res, 200, req, 'a bad ounit_id is an unknown id');
+  assert.deepEqual(ids(parseXml(res.body).elements(NS_OU, 'ounit')), ['ou-sci'], exchange(req, res));
+});
