@@ -59,7 +59,7 @@ registry_hei_cmd(const struct registry *r, const char *hei)
 		printf("echo:  version %s at %s\n", echo->version,
 		       registry_api_url(echo, "url") ?: "(no url)");
 	else
-		printf("echo:  not implemented\n");
+		printf("echo:  not offered by its host\n");
 	return 0;
 }
 
