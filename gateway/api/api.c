@@ -154,6 +154,20 @@ api_parse_params(struct req *rq, const char *content_type)
 	return 0;
 }
 
+bool
+api_digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
 void
 api_dispatch(struct req *rq)
 {

@@ -37,6 +37,9 @@ struct api_entry {
 
 extern const struct api_entry *const api_table[];
 
+/* n decimal digits at s into *out; false if any is not a digit (date parsing). */
+bool api_digits(const char *s, size_t n, int *out);
+
 /* Routes a request; finishes it in every case. */
 void api_dispatch(struct req *rq);
 /* Writes the http-security element we publish for signed APIs. */

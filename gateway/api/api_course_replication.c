@@ -39,20 +39,6 @@ static const char crepl_sql[] =
     " ORDER BY 1";
 
 static bool
-crepl_digits(const char *s, size_t n, int *out)
-{
-	int v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-static bool
 crepl_leap(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -71,9 +57,9 @@ crepl_datetime_ok(const char *s)
 
 	if (n < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
 		return false;
-	if (!crepl_digits(s, 4, &y) || !crepl_digits(s + 5, 2, &mo) ||
-	    !crepl_digits(s + 8, 2, &d) || !crepl_digits(s + 11, 2, &h) ||
-	    !crepl_digits(s + 14, 2, &mi) || !crepl_digits(s + 17, 2, &sec))
+	if (!api_digits(s, 4, &y) || !api_digits(s + 5, 2, &mo) || !api_digits(s + 8, 2, &d) ||
+	    !api_digits(s + 11, 2, &h) || !api_digits(s + 14, 2, &mi) ||
+	    !api_digits(s + 17, 2, &sec))
 		return false;
 	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && crepl_leap(y)) ||
 	    h > 23 || mi > 59 || sec > 59)
@@ -92,7 +78,7 @@ crepl_datetime_ok(const char *s)
 		return i + 1 == n;
 	if ((s[i] != '+' && s[i] != '-') || n - i != 6 || s[i + 3] != ':')
 		return false;
-	return crepl_digits(s + i + 1, 2, &th) && crepl_digits(s + i + 4, 2, &tm) && th <= 14 &&
+	return api_digits(s + i + 1, 2, &th) && api_digits(s + i + 4, 2, &tm) && th <= 14 &&
 	       tm <= 59;
 }
 

@@ -115,20 +115,6 @@ static const struct courses_kind courses_by_id = {"los_id", "max-los-ids", COURS
 static const struct courses_kind courses_by_code = {"los_code", "max-los-codes", COURSES_MAX_CODES,
                                                     courses_sql_codes};
 
-static bool
-courses_digits(const char *s, size_t n, int *out)
-{
-	int v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
 /* Whether s is a YYYY-mm-dd date that exists. */
 static bool
 courses_date_ok(const char *s)
@@ -136,8 +122,8 @@ courses_date_ok(const char *s)
 	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, m, d;
 
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !courses_digits(s, 4, &y) ||
-	    !courses_digits(s + 5, 2, &m) || !courses_digits(s + 8, 2, &d))
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !api_digits(s, 4, &y) ||
+	    !api_digits(s + 5, 2, &m) || !api_digits(s + 8, 2, &d))
 		return false;
 	if (y < 1 || m < 1 || m > 12 || d < 1)
 		return false;
