@@ -51,6 +51,7 @@
 
 #define SYNC_MAX_RESPONSE (16u * 1024 * 1024)
 #define SYNC_ERR_LEN      512
+#define SYNC_MAX_OUNITS   2000 /* units listed per partner, far above any HEI's */
 
 struct sync {
 	struct registry *reg;
@@ -94,6 +95,8 @@ struct sync_hei {
 	struct sync_extra extra;
 	char **ounit_ids;
 	size_t nounit_ids;
+	size_t nounit_seen;   /* ounit-id elements read, duplicates included */
+	bool ounits_overflow; /* more units listed than SYNC_MAX_OUNITS */
 	struct sync_unit *units;
 	size_t nunits;
 };
@@ -431,6 +434,33 @@ json_array(const struct buf *b)
 	return out;
 }
 
+/*
+ * Keeps each unit id once, and at most SYNC_MAX_OUNITS of them: the
+ * partner's answer decides how many OUnits calls follow, so it is bounded.
+ */
+static void
+add_ounit_id(struct sync_hei *h, char *id)
+{
+	/* Comparisons stay bounded: past 4 x the limit nothing is compared. */
+	if (++h->nounit_seen > 4 * SYNC_MAX_OUNITS) {
+		h->ounits_overflow = true;
+		free(id);
+		return;
+	}
+	for (size_t i = 0; i < h->nounit_ids; i++) {
+		if (strcmp(h->ounit_ids[i], id) == 0) {
+			free(id);
+			return;
+		}
+	}
+	if (h->nounit_ids >= SYNC_MAX_OUNITS) {
+		h->ounits_overflow = true;
+		free(id);
+		return;
+	}
+	push(&h->ounit_ids, &h->nounit_ids, id);
+}
+
 static int
 read_hei(xmlNode *root, const char *hei_id, struct sync_hei *h)
 {
@@ -471,7 +501,7 @@ read_hei(xmlNode *root, const char *hei_id, struct sync_hei *h)
 			else if (xml_is(c, INST_NS, "mobility-factsheet-url"))
 				take(&h->factsheet, c);
 			else if (xml_is(c, INST_NS, "ounit-id"))
-				push(&h->ounit_ids, &h->nounit_ids, xml_text(c));
+				add_ounit_id(h, xml_text(c));
 		}
 	}
 	return h->id ? 0 : -1;
@@ -534,6 +564,11 @@ fetch_partner(struct sync *s, const char *hei_id, struct sync_hei *h, char *err,
 	xmlFreeDoc(doc);
 	if (rc == -1) {
 		snprintf(err, errlen, "the Institutions API does not know %s", hei_id);
+		return -1;
+	}
+	if (h->ounits_overflow) {
+		snprintf(err, errlen, "the Institutions answer lists more than %d units",
+		         SYNC_MAX_OUNITS);
 		return -1;
 	}
 	if (h->nounit_ids == 0 ||
