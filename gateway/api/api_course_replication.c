@@ -105,11 +105,7 @@ crepl_done(struct req *rq, PGresult *res)
 	}
 	if (rc == 0)
 		rc = buf_addstr(&b, "</course-replication-response>\n");
-	if (rc == -1)
-		req_error(rq, 500, "course-replication response larger than %zu bytes", b.max);
-	else
-		req_reply(rq, 200, "text/xml; charset=utf-8", b.data, b.len);
-	buf_free(&b);
+	api_db_send(rq, &b, rc, "course-replication");
 }
 
 static void

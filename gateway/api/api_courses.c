@@ -96,11 +96,7 @@ courses_done(struct req *rq, PGresult *res)
 		rc = api_db_write_rows(&b, res, 4, "learningOpportunitySpecification");
 	if (rc == 0)
 		rc = buf_addstr(&b, "</courses-response>\n");
-	if (rc == -1)
-		req_error(rq, 500, "courses response larger than %zu bytes", b.max);
-	else
-		req_reply(rq, 200, "text/xml; charset=utf-8", b.data, b.len);
-	buf_free(&b);
+	api_db_send(rq, &b, rc, "courses");
 }
 
 struct courses_kind {

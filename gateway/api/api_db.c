@@ -76,6 +76,16 @@ api_db_valid_id(const char *s)
 	return n > 0;
 }
 
+void
+api_db_send(struct req *rq, struct buf *b, int rc, const char *what)
+{
+	if (rc == -1)
+		req_error(rq, 500, "%s response larger than %zu bytes", what, b->max);
+	else
+		req_reply(rq, 200, "text/xml; charset=utf-8", b->data, b->len);
+	buf_free(b);
+}
+
 int
 api_db_param_array(const struct req *rq, const char *name, int max, char **out)
 {

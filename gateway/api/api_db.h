@@ -37,6 +37,12 @@ void api_db_query(struct req *rq, const char *sql, int nparams, const char *cons
 /* An EWP identifier: 1 to 64 printable ASCII characters (common-types.xsd). */
 bool api_db_valid_id(const char *s);
 
+/*
+ * Finishes a request whose XML was written into b: 200 with it when rc is
+ * 0, else 500 saying the `what` response outgrew its buffer. Frees b.
+ */
+void api_db_send(struct req *rq, struct buf *b, int rc, const char *what);
+
 int api_db_param_array(const struct req *rq, const char *name, int max, char **out) EWP_MUSTCHECK;
 
 /*

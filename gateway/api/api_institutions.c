@@ -64,11 +64,7 @@ inst_done(struct req *rq, PGresult *res)
 		rc = api_db_write_rows(&b, res, 4, "hei");
 	if (rc == 0)
 		rc = buf_addstr(&b, "</institutions-response>\n");
-	if (rc == -1)
-		req_error(rq, 500, "institutions response larger than %zu bytes", b.max);
-	else
-		req_reply(rq, 200, "text/xml; charset=utf-8", b.data, b.len);
-	buf_free(&b);
+	api_db_send(rq, &b, rc, "institutions");
 }
 
 static void

@@ -82,11 +82,7 @@ ounits_done(struct req *rq, PGresult *res)
 		rc = api_db_write_rows(&b, res, 4, "ounit");
 	if (rc == 0)
 		rc = buf_addstr(&b, "</ounits-response>\n");
-	if (rc == -1)
-		req_error(rq, 500, "ounits response larger than %zu bytes", b.max);
-	else
-		req_reply(rq, 200, "text/xml; charset=utf-8", b.data, b.len);
-	buf_free(&b);
+	api_db_send(rq, &b, rc, "ounits");
 }
 
 /* The two ways of choosing units: by surrogate id or by human code. */
