@@ -40,7 +40,7 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c \
 	gateway/httpsig_sign.c gateway/httpsig_client.c gateway/xml.c gateway/registry.c \
 	gateway/registry_map.c gateway/registry_load.c gateway/registry_elems.c \
 	gateway/conf.c gateway/form.c gateway/fetch.c gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c \
-	gateway/httpc.c gateway/db.c gateway/csv.c
+	gateway/httpc.c gateway/db.c gateway/csv.c gateway/json.c gateway/msglog.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c \

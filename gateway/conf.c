@@ -47,6 +47,7 @@ static const struct conf_key conf_keys[] = {
     {"server", "drain_timeout", CONF_DURATION, F(drain_timeout), 0, "10s", 0, 0, 3600},
     {"server", "metrics", CONF_BOOL, F(metrics), 0, "on", 0, 0, 0},
     {"log", "level", CONF_LEVEL, F(log_level), 0, "info", 0, 0, 0},
+    {"log", "message_body_max", CONF_INT, F(message_body_max), 0, "65536", 0, 0, 1048576},
     {"ewp", "hei_id", CONF_STR, F(hei_id), 0, NULL, CONF_REQUIRED, 0, 0},
     {"ewp", "hei_name", CONF_STR, F(hei_name), 0, NULL, CONF_REQUIRED, 0, 0},
     {"ewp", "hei_name_lang", CONF_STR, F(hei_name_lang), 0, "fr", 0, 0, 0},
@@ -68,6 +69,9 @@ static const struct conf_key conf_keys[] = {
     {"registry", "cache", CONF_STR, F(registry_cache), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
     {"database", "conninfo", CONF_STR, F(db_conninfo), 0, "dbname=ewpd", 0, 0, 0},
     {"registry", "ca_file", CONF_STR, F(registry_ca_file), 0, "", CONF_PATH, 0, 0},
+    {"sync", "interval", CONF_DURATION, F(sync_interval), 0, "6h", 0, 0, 604800},
+    {"sync", "timeout", CONF_DURATION, F(sync_timeout), 0, "60s", 0, 1, 3600},
+    {"sync", "ca_file", CONF_STR, F(sync_ca_file), 0, "", CONF_PATH, 0, 0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -37,6 +37,7 @@ struct conf {
 
 	/* [log] */
 	enum log_level log_level;
+	int message_body_max; /* bytes of each body kept in ewp.message_log */
 
 	/* [ewp] */
 	char *hei_id;
@@ -69,6 +70,11 @@ struct conf {
 
 	/* [database] */
 	char *db_conninfo; /* libpq connection string */
+
+	/* [sync] institutions and units of the partners, in a child process */
+	int sync_interval;  /* seconds between runs; 0: only `ewpctl sync` */
+	int sync_timeout;   /* seconds per partner request */
+	char *sync_ca_file; /* PEM trust anchors for partners; NULL: system store */
 };
 
 /* NULL with "path:line: reason" in err on any problem. */

@@ -22,6 +22,7 @@
 #include "registry.h"
 
 struct db_pool;
+struct msglog;
 struct event_base;
 struct server;
 
@@ -41,9 +42,10 @@ struct ewpd {
 	struct nonce_table *nonce;
 	SSL_CTX *tls; /* NULL when tls = off */
 	struct server *server;
-	struct db_pool *db;  /* SMILE core; NULL when the conninfo was refused */
-	struct buf manifest; /* the Discovery manifest, rebuilt on reload */
-	unsigned inflight;   /* requests accepted and not yet answered */
+	struct db_pool *db;    /* SMILE core; NULL when the conninfo was refused */
+	struct msglog *msglog; /* ewp.message_log writer; NULL without database */
+	struct buf manifest;   /* the Discovery manifest, rebuilt on reload */
+	unsigned inflight;     /* requests accepted and not yet answered */
 	bool draining;
 	int worker_id;
 };

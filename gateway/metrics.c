@@ -167,12 +167,31 @@ metrics_render(const struct metrics *m, struct buf *out)
 	    "# HELP ewpd_registry_heis HEIs in the catalogue in use.\n"
 	    "# TYPE ewpd_registry_heis gauge\newpd_registry_heis %llu\n"
 	    "# HELP ewpd_worker_restarts_total Workers restarted after an unexpected exit.\n"
-	    "# TYPE ewpd_worker_restarts_total counter\newpd_worker_restarts_total %llu\n",
+	    "# TYPE ewpd_worker_restarts_total counter\newpd_worker_restarts_total %llu\n"
+	    "# HELP ewpd_message_log_rows_total Exchanges written to ewp.message_log.\n"
+	    "# TYPE ewpd_message_log_rows_total counter\newpd_message_log_rows_total %llu\n"
+	    "# HELP ewpd_message_log_dropped_total Exchanges that could not be logged.\n"
+	    "# TYPE ewpd_message_log_dropped_total counter\newpd_message_log_dropped_total %llu\n"
+	    "# HELP ewpd_sync_runs_total Scheduled institution syncs finished.\n"
+	    "# TYPE ewpd_sync_runs_total counter\newpd_sync_runs_total %llu\n"
+	    "# HELP ewpd_sync_partners_total Partners synced, by outcome.\n"
+	    "# TYPE ewpd_sync_partners_total counter\n"
+	    "ewpd_sync_partners_total{outcome=\"ok\"} %llu\n"
+	    "ewpd_sync_partners_total{outcome=\"failed\"} %llu\n"
+	    "# HELP ewpd_sync_finished_timestamp_seconds When the last scheduled sync finished.\n"
+	    "# TYPE ewpd_sync_finished_timestamp_seconds gauge\n"
+	    "ewpd_sync_finished_timestamp_seconds %lld\n",
 	    (unsigned long long)metrics_get(&m->signed_responses),
 	    (unsigned long long)metrics_get(&m->reloads),
 	    (unsigned long long)metrics_get(&m->registry_loads),
 	    (unsigned long long)metrics_get(&m->registry_failures),
 	    (long long)__atomic_load_n(&m->registry_loaded_at, __ATOMIC_RELAXED),
 	    (unsigned long long)metrics_get(&m->registry_heis),
-	    (unsigned long long)metrics_get(&m->worker_restarts));
+	    (unsigned long long)metrics_get(&m->worker_restarts),
+	    (unsigned long long)metrics_get(&m->message_log_rows),
+	    (unsigned long long)metrics_get(&m->message_log_dropped),
+	    (unsigned long long)metrics_get(&m->sync_runs),
+	    (unsigned long long)metrics_get(&m->sync_partners_ok),
+	    (unsigned long long)metrics_get(&m->sync_partners_failed),
+	    (long long)__atomic_load_n(&m->sync_finished_at, __ATOMIC_RELAXED));
 }

@@ -40,6 +40,12 @@ struct metrics {
 	int64_t registry_loaded_at; /* unix time of the snapshot in use */
 	uint64_t registry_heis;
 	uint64_t worker_restarts;
+	uint64_t message_log_rows;    /* rows written to ewp.message_log */
+	uint64_t message_log_dropped; /* rows lost (database away too long, or refused) */
+	uint64_t sync_runs;           /* scheduled institution syncs finished */
+	uint64_t sync_partners_ok;
+	uint64_t sync_partners_failed;
+	int64_t sync_finished_at; /* unix time of the last finished run */
 };
 
 /* Maps the shared counters (supervisor, before fork). */

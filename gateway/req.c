@@ -17,6 +17,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "msglog.h"
 #include "req.h"
 #include "xmalloc.h"
 #include "xmlw.h"
@@ -58,6 +59,7 @@ req_free(struct req *rq)
 		return;
 	free(rq->path);
 	free(rq->headers);
+	free(rq->received);
 	form_free(&rq->form);
 	httpsig_verdict_free(&rq->verdict);
 	snap_unref(rq->snap);
@@ -84,6 +86,9 @@ req_collect_headers(struct req *rq)
 		rq->headers[rq->nheaders].value = kv->value;
 		rq->nheaders++;
 	}
+	rq->received = xcalloc(n ? n : 1, sizeof(*rq->received));
+	memcpy(rq->received, rq->headers, n * sizeof(*rq->received));
+	rq->nreceived = n;
 	return 0;
 }
 
@@ -92,9 +97,13 @@ req_new(struct ewpd *d, struct evhttp_request *ev)
 {
 	struct req *rq = xcalloc(1, sizeof(*rq));
 	struct evbuffer *body = evhttp_request_get_input_buffer(ev);
+	struct msglog_entry when;
 	const char *q;
 
 	clock_gettime(CLOCK_MONOTONIC, &rq->start);
+	msglog_entry_start(&when);
+	rq->started_at = when.started;
+	rq->started_us = when.started_us;
 	d->inflight++;
 	rq->d = d;
 	rq->ev = ev;
@@ -204,6 +213,53 @@ req_log_reply(const struct req *rq, int status, uint64_t us)
 		         us / 1000.0, key, rid);
 }
 
+/* One row of the message log, written before evhttp may free what it points to. */
+static void
+req_log_exchange(const struct req *rq, int status, const char *body, size_t len, uint64_t us)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(rq->ev);
+	struct httpsig_header sent[EWP_MAX_HEADERS];
+	struct evkeyval *kv;
+	size_t nsent = 0;
+	struct msglog_entry e = {
+	    .outbound = false,
+	    .started = rq->started_at,
+	    .started_us = rq->started_us,
+	    .method = rq->method,
+	    .url = rq->target,
+	    .partner_heis = rq->caller_heis,
+	    .npartner_heis = rq->ncaller_heis,
+	    .api = rq->api_name,
+	    .api_version = rq->api_version,
+	    .status = status,
+	    .duration_ms = (long)(us / 1000),
+	    .key_id = rq->verdict.keyid[0] ? rq->verdict.keyid : NULL,
+	    .request_headers = rq->received,
+	    .nrequest_headers = rq->nreceived,
+	    .request_body = rq->body,
+	    .request_body_len = rq->body_len,
+	    .response_body = body,
+	    .response_body_len = len,
+	    .error = status >= 400 ? rq->error_message : NULL,
+	};
+
+	if (rq->verdict.request_id[0])
+		e.request_id = rq->verdict.request_id;
+	else if (req_header_count(rq, "X-Request-Id") == 1)
+		e.request_id = req_header(rq, "X-Request-Id");
+	TAILQ_FOREACH(kv, out, next)
+	{
+		if (nsent == EWP_MAX_HEADERS)
+			break;
+		sent[nsent].name = kv->key;
+		sent[nsent].value = kv->value;
+		nsent++;
+	}
+	e.response_headers = sent;
+	e.nresponse_headers = nsent;
+	msglog_add(rq->d->msglog, &e);
+}
+
 void
 req_reply(struct req *rq, int status, const char *content_type, const char *body, size_t len)
 {
@@ -227,9 +283,11 @@ req_reply(struct req *rq, int status, const char *content_type, const char *body
 		fatalx("out of memory (evbuffer)");
 	if (len && evbuffer_add(ob, body, len) == -1)
 		fatalx("out of memory (evbuffer_add)");
+	us = req_elapsed_us(rq);
+	if (rq->log_exchange)
+		req_log_exchange(rq, status, body, len, us);
 	evhttp_send_reply(rq->ev, status, NULL, ob);
 	evbuffer_free(ob);
-	us = req_elapsed_us(rq);
 	metrics_request(rq->d->metrics, rq->metric, status, us);
 	req_log_reply(rq, status, us);
 	req_free(rq);
@@ -284,6 +342,7 @@ req_error(struct req *rq, int status, const char *fmt, ...)
 		req_add_header(rq, "Want-Digest", "SHA-256");
 	}
 	log_debug("%s %s -> %d: %s", rq->method, rq->path, status, msg);
+	rq->error_message = msg;
 	req_reply(rq, status, "text/xml; charset=utf-8", b.data, b.len);
 	buf_free(&b);
 }

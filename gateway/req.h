@@ -31,6 +31,8 @@ struct req {
 	const char *query;              /* after '?', or "" */
 	struct httpsig_header *headers; /* as received, order and duplicates kept */
 	size_t nheaders;
+	struct httpsig_header *received; /* all of them, even after unsigned ones are dropped */
+	size_t nreceived;
 	const char *body;
 	size_t body_len;
 	struct form form; /* parameters (query for GET, body for POST) */
@@ -43,6 +45,12 @@ struct req {
 	struct timespec start;
 	bool sign_response; /* Accept-Signature asked for rsa-sha256 */
 	bool close;         /* send Connection: close */
+	/* The EWP message log: requests routed to the API table are logged. */
+	bool log_exchange;
+	const char *api_name, *api_version; /* the API matched, NULL: none */
+	const char *error_message;          /* developer-message of an error reply */
+	long started_us;                    /* wall clock of arrival, for the log */
+	time_t started_at;
 };
 
 /* Builds a request from evhttp's; NULL after answering it when unusable. */

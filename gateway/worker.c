@@ -15,6 +15,7 @@
 #include "db.h"
 #include "log.h"
 #include "manifest.h"
+#include "msglog.h"
 #include "server.h"
 #include "tls.h"
 #include "worker.h"
@@ -148,6 +149,7 @@ worker_reload(struct worker *w)
 	}
 	worker_adopt(&w->d, &a);
 	server_reconfigure(w->d.server, w->d.conf);
+	msglog_set_body_max(w->d.msglog, (size_t)w->d.conf->message_body_max);
 	worker_load_registry(&w->d);
 	log_info("configuration reloaded");
 }
@@ -164,9 +166,13 @@ worker_drain_cb(evutil_socket_t fd, short what, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - w->drain_start.tv_sec) * 1000 +
 	     (now.tv_nsec - w->drain_start.tv_nsec) / 1000000;
-	/* Done when nothing is in flight and every client has hung up:
-	 * responses sent while draining carry Connection: close. */
-	if ((w->d.inflight == 0 && server_open_connections(w->d.server) == 0) ||
+	/* Done when nothing is in flight, every client has hung up
+	 * (responses sent while draining carry Connection: close) and the
+	 * message log is written. */
+	if (w->d.inflight == 0 && server_open_connections(w->d.server) == 0)
+		msglog_flush(w->d.msglog);
+	if ((w->d.inflight == 0 && server_open_connections(w->d.server) == 0 &&
+	     !msglog_busy(w->d.msglog)) ||
 	    ms >= w->d.conf->drain_timeout * 1000L)
 		event_base_loopexit(w->d.base, NULL);
 }
@@ -241,6 +247,8 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 		fatalx("event_base_new failed");
 	worker_load_registry(&w.d);
 	w.d.db = worker_db(&w.d);
+	if (w.d.db)
+		w.d.msglog = msglog_new(w.d.base, w.d.db, m, (size_t)w.d.conf->message_body_max);
 	if ((w.d.server = server_new(&w.d, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
 		db_pool_free(w.d.db);
@@ -255,6 +263,7 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	event_base_dispatch(w.d.base);
 
 	/* Before the server: queries still pending answer their requests (503). */
+	msglog_free(w.d.msglog);
 	db_pool_free(w.d.db);
 	server_free(w.d.server);
 	event_free(w.sig_hup);

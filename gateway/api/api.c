@@ -175,11 +175,14 @@ api_dispatch(struct req *rq)
 	const char *accept_sig, *content_type;
 	int method;
 
+	rq->log_exchange = true;
 	if (e == NULL) {
 		req_error(rq, 404, "no EWP API is served at %s", rq->path);
 		return;
 	}
 	rq->metric = e->metric;
+	rq->api_name = e->name;
+	rq->api_version = e->version;
 	accept_sig = req_header(rq, "Accept-Signature");
 	rq->sign_response = accept_sig && httpsig_accepts_rsa_sha256(accept_sig);
 	method = strcmp(rq->method, "GET") == 0    ? API_GET
