@@ -40,7 +40,8 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c \
 	gateway/httpsig_sign.c gateway/httpsig_client.c gateway/xml.c gateway/registry.c \
 	gateway/registry_map.c gateway/registry_load.c gateway/registry_elems.c \
 	gateway/conf.c gateway/form.c gateway/fetch.c gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c \
-	gateway/httpc.c gateway/db.c gateway/csv.c gateway/json.c gateway/msglog.c
+	gateway/httpc.c gateway/db.c gateway/csv.c gateway/json.c gateway/msglog.c \
+	gateway/sync.c gateway/sync_fetch.c gateway/sync_store.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c \
@@ -72,6 +73,7 @@ $(BUILD)/ewpctl: $(EWPCTL_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/gateway/ctl/ctl_migrate.o $(BUILD)/gateway/ctl/ewpctl.o: CFLAGS += -DEWP_SQL_DIR='"$(PREFIX)/share/ewpd/sql"'
+$(BUILD)/gateway/sync.o: CFLAGS += -DEWP_SCHEMA_DIR='"$(PREFIX)/share/ewpd/schemas"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -72,6 +72,7 @@ static const struct conf_key conf_keys[] = {
     {"sync", "interval", CONF_DURATION, F(sync_interval), 0, "6h", 0, 0, 604800},
     {"sync", "timeout", CONF_DURATION, F(sync_timeout), 0, "60s", 0, 1, 3600},
     {"sync", "ca_file", CONF_STR, F(sync_ca_file), 0, "", CONF_PATH, 0, 0},
+    {"sync", "schemas", CONF_STR, F(sync_schemas), 0, "", CONF_PATH, 0, 0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

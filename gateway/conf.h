@@ -75,6 +75,7 @@ struct conf {
 	int sync_interval;  /* seconds between runs; 0: only `ewpctl sync` */
 	int sync_timeout;   /* seconds per partner request */
 	char *sync_ca_file; /* PEM trust anchors for partners; NULL: system store */
+	char *sync_schemas; /* our XSDs; "": the installed ones */
 };
 
 /* NULL with "path:line: reason" in err on any problem. */

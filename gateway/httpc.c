@@ -68,6 +68,8 @@ struct httpc_req {
 	size_t body_len;
 	char *request_id;
 	char *request_signature;
+	struct httpsig_header sent[8]; /* request headers we set, for the message log */
+	size_t nsent;
 	const struct registry *reg;
 	size_t host; /* catalogue host listing url */
 	httpc_done_cb *cb;
@@ -467,6 +469,10 @@ httpc_req_free(struct httpc_req *r)
 	free(r->body);
 	free(r->request_id);
 	free(r->request_signature);
+	for (size_t i = 0; i < r->nsent; i++) {
+		free((char *)r->sent[i].name);
+		free((char *)r->sent[i].value);
+	}
 	free(r);
 }
 
@@ -482,6 +488,10 @@ httpc_result_init(struct httpc_req *r, struct httpc_result *res)
 	res->duration_ms = httpc_elapsed_ms(&r->start);
 	res->headers = r->headers;
 	res->nheaders = r->nheaders;
+	res->request_headers = r->sent;
+	res->nrequest_headers = r->nsent;
+	res->request_body = r->body;
+	res->request_body_len = r->body_len;
 	res->body = "";
 	if (r->easy != NULL)
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res->status);
@@ -639,6 +649,11 @@ httpc_add_header(struct httpc_req *r, const char *name, const char *value)
 	char *line = xasprintf("%s: %s", name, value);
 	struct curl_slist *l = curl_slist_append(r->hdrs, line);
 
+	if (r->nsent < sizeof(r->sent) / sizeof(r->sent[0])) {
+		r->sent[r->nsent].name = xstrdup(name);
+		r->sent[r->nsent].value = xstrdup(value);
+		r->nsent++;
+	}
 	free(line);
 	if (l == NULL)
 		fatalx("httpc: out of memory");

@@ -86,7 +86,12 @@ struct httpc_result {
 	const char *url;
 	const char *request_id; /* the X-Request-Id we sent */
 	long duration_ms;       /* from httpc_request to completion, queueing included */
-	long status;            /* HTTP status of the final response; 0 if none came */
+	/* What we sent: the headers we set (Host is curl's) and the body. */
+	const struct httpsig_header *request_headers;
+	size_t nrequest_headers;
+	const char *request_body;
+	size_t request_body_len;
+	long status; /* HTTP status of the final response; 0 if none came */
 	/* Header lines of the final response as received (1xx and trailers left out). */
 	const struct httpsig_header *headers;
 	size_t nheaders;

@@ -187,9 +187,19 @@ itest(() => b, 'sync copies the partner institution and its exposed units; the d
     + 'ou-sci|1|[{"name": "Scolarité Sciences"}]|{sciences@smile.test}|{}');
   // nothing for the dead partner
   assert.equal(a.pg.psql(`SELECT count(*) FROM smile.etablissement WHERE schac_id = '${DEAD_HEI}'`), '0');
-  assert.equal(a.pg.psql(`SELECT count(*) FROM ewp.partner_syncs WHERE hei_id = '${DEAD_HEI}'`), '0');
+  assert.equal(a.pg.psql(`SELECT consecutive_failures, last_error IS NOT NULL, last_success_at IS NULL
+    FROM ewp.partner_syncs WHERE hei_id = '${DEAD_HEI}'`), '1|t|t', 'a partner never synced has its failure recorded');
   assert.equal(a.pg.psql(`SELECT (last_success_at IS NOT NULL) || '|' || (last_error IS NULL) || '|' || consecutive_failures
     FROM ewp.partner_syncs WHERE hei_id = '${HEI_ID}'`), 'true|true|0');
+  // every exchange is in the message log: signed by us, verified, validated
+  assert.equal(a.pg.psql(`SELECT string_agg(DISTINCT concat_ws('|', direction, method, api, status, validation,
+      error IS NULL, request_body IS NOT NULL, response_bytes > 0, key_id IS NOT NULL), ',')
+    FROM ewp.message_log WHERE partner_hei_ids = ARRAY['${HEI_ID}']`),
+  'out|POST|institutions|200|valid|t|t|t|t,out|POST|organizational-units|200|valid|t|t|t|t');
+  assert.equal(a.pg.psql(`SELECT count(*) FROM ewp.message_log l JOIN ewp.partner_syncs p ON p.last_log_id = l.id
+    WHERE p.hei_id = '${HEI_ID}' AND l.partner_hei_ids = ARRAY['${HEI_ID}']`), '1', 'partner_syncs points at the last exchange');
+  assert.match(a.pg.psql(`SELECT concat_ws('|', direction, status IS NULL, error) FROM ewp.message_log
+    WHERE partner_hei_ids = ARRAY['${DEAD_HEI}']`), /^out\|t\|connect: /, 'the refused connection is logged');
   // the Erasmus-code-only institution got its SCHAC id from the catalogue
   assert.equal(a.pg.psql(`SELECT schac_id FROM smile.etablissement WHERE erasmus_code = 'D  ERASMUS01'`), ERASMUS_ONLY);
   // our own row untouched

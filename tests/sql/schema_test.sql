@@ -567,8 +567,8 @@ CALL pg_temp.expect('message log: the CNR -> fetch chain and the job''s attempt 
        JOIN ewp.jobs j ON j.id = c.job_id AND j.origin_log_id = p.id) = 1
     AND (SELECT count(*) FROM ewp.message_log WHERE partner_hei_ids @> ARRAY['uw.edu.pl']) = 2$q$);
 
-CALL pg_temp.expect_error('partner sync result for an unknown HEI', 'foreign_key_violation',
-    $q$INSERT INTO ewp.partner_syncs (hei_id) VALUES ('unknown.example.org')$q$);
+CALL pg_temp.expect_error('partner sync result for a malformed SCHAC id', 'check_violation',
+    $q$INSERT INTO ewp.partner_syncs (hei_id) VALUES ('Not A Domain')$q$);
 CALL pg_temp.expect_error('partner sync error without its time', 'check_violation',
     $q$UPDATE ewp.partner_syncs SET last_error = 'HTTP 500'$q$);
 CALL pg_temp.expect_error('rewriting the audit log', 'integrity_constraint_violation',
@@ -588,10 +588,14 @@ CALL pg_temp.expect_error('portal session of an unknown user', 'foreign_key_viol
 -- ===========================================================================
 -- Cascades
 -- ===========================================================================
--- renaming a partner's SCHAC id follows into its sync row
+-- a partner that never synced has its sync row too (0003); renaming a
+-- SCHAC id in the core leaves the catalogue's id in ewp.partner_syncs
+INSERT INTO ewp.partner_syncs (hei_id, last_attempt_at, last_error_at, last_error, consecutive_failures)
+VALUES ('never-synced.example.org', now(), now(), 'connect: refused', 1);
 UPDATE smile.etablissement SET schac_id = 'uw.waw.pl' WHERE schac_id = 'uw.edu.pl';
-CALL pg_temp.expect('cascade: a new SCHAC id follows into ewp.partner_syncs',
-    $q$SELECT (SELECT hei_id FROM ewp.partner_syncs) = 'uw.waw.pl'$q$);
+CALL pg_temp.expect('partner_syncs: rows for partners unknown to the core, keyed by the catalogue id',
+    $q$SELECT (SELECT array_agg(hei_id::text ORDER BY hei_id) FROM ewp.partner_syncs)
+       = ARRAY['never-synced.example.org', 'uw.edu.pl']$q$);
 -- a partner without registrations goes with its units, addresses and contacts
 INSERT INTO smile.etablissement (schac_id, names) VALUES ('gone.example.org', '[{"name": "Gone"}]');
 INSERT INTO smile.composante (etablissement_id, code, names)
