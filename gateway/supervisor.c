@@ -19,11 +19,13 @@
 #include "log.h"
 #include "registry.h"
 #include "supervisor.h"
+#include "sync.h"
 #include "xmalloc.h"
 
 #define SUP_MAX_WORKERS 64
 #define SUP_RETRY_SECS  60 /* after a failed catalogue fetch */
 #define SUP_NONCE_SLOTS (1u << 19)
+#define SUP_FIRST_SYNC  60 /* seconds after start-up, at most */
 
 struct supervisor {
 	struct worker_assets a;
@@ -35,6 +37,8 @@ struct supervisor {
 	bool stopping;
 	bool worker_failed; /* a worker did not stop cleanly */
 	time_t next_refresh;
+	pid_t sync_pid; /* the institution sync running, 0: none */
+	time_t next_sync;
 	char *etag, *last_modified;
 	unsigned char last_digest[CODEC_SHA256_LEN];
 	bool have_digest;
@@ -231,12 +235,83 @@ sup_spawn(struct supervisor *s, int i)
 }
 
 static void
+sup_sync_report(const struct sync_outcome *o, void *arg)
+{
+	struct metrics *m = arg;
+
+	if (o->ok) {
+		metrics_add(&m->sync_partners_ok, 1);
+		log_debug("sync: %s: %zu units", o->hei_id, o->nunits);
+	} else {
+		metrics_add(&m->sync_partners_failed, 1);
+		log_warnx("sync: %s: %s", o->hei_id, o->error);
+	}
+}
+
+/* The child process of one scheduled institution sync. */
+static int
+sup_sync_child(struct supervisor *s)
+{
+	struct sync_opts o = {.conf = s->a.conf,
+	                      .ca_file = s->a.conf->sync_ca_file,
+	                      .report = sup_sync_report,
+	                      .arg = s->metrics};
+	struct sync_summary sum;
+	char err[512];
+	int rc = sync_institutions_run(&o, &sum, err, sizeof(err));
+
+	if (rc == -1)
+		log_warnx("sync not run: %s", err);
+	else
+		log_info("sync finished: %zu partners synced, %zu failed%s", sum.ok, sum.failed,
+		         sum.schac_filled > 0 ? ", SCHAC ids filled from the catalogue" : "");
+	metrics_add(&s->metrics->sync_runs, 1);
+	__atomic_store_n(&s->metrics->sync_finished_at, (int64_t)time(NULL), __ATOMIC_RELAXED);
+	return rc == -1 ? 1 : 0;
+}
+
+/* Forks the sync unless one is still running (a slow partner set). */
+static void
+sup_sync_now(struct supervisor *s)
+{
+	sigset_t none;
+	pid_t pid;
+
+	if (s->a.conf->sync_interval > 0)
+		s->next_sync = time(NULL) + s->a.conf->sync_interval;
+	if (s->sync_pid > 0) {
+		log_warnx("sync: the previous run (pid %d) is still going; not starting another",
+		          (int)s->sync_pid);
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("fork sync");
+		return;
+	}
+	if (pid == 0) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		log_set_tag("ewpd-sync");
+		exit(sup_sync_child(s));
+	}
+	s->sync_pid = pid;
+	log_info("sync of partner institutions started (pid %d)", (int)pid);
+}
+
+static void
 sup_reap(struct supervisor *s)
 {
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == s->sync_pid) {
+			s->sync_pid = 0;
+			if (!WIFEXITED(status))
+				log_warnx("sync (pid %d) killed by signal %d", (int)pid,
+				          WTERMSIG(status));
+			continue;
+		}
 		for (int i = 0; i < s->nworkers; i++) {
 			if (s->pids[i] != pid)
 				continue;
@@ -297,7 +372,7 @@ sup_live_workers(const struct supervisor *s)
 
 	for (int i = 0; i < s->nworkers; i++)
 		n += s->pids[i] > 0;
-	return n;
+	return n + (s->sync_pid > 0);
 }
 
 /* SIGTERM: workers drain; past the deadline they are killed. */
@@ -311,6 +386,9 @@ sup_stop(struct supervisor *s, sigset_t *set)
 	sup_notify("STOPPING=1");
 	s->stopping = true;
 	sup_signal_workers(s, SIGTERM);
+	/* a partner's transaction not committed is rolled back by PostgreSQL */
+	if (s->sync_pid > 0)
+		kill(s->sync_pid, SIGTERM);
 	while (sup_live_workers(s) > 0) {
 		int sig = sigtimedwait(set, &info, &tick);
 		if (sig == SIGTERM || sig == SIGINT)
@@ -319,6 +397,8 @@ sup_stop(struct supervisor *s, sigset_t *set)
 		if (time(NULL) > deadline) {
 			log_warnx("workers still running after the drain timeout; killing them");
 			sup_signal_workers(s, SIGKILL);
+			if (s->sync_pid > 0)
+				kill(s->sync_pid, SIGKILL);
 			deadline = time(NULL) + 3600;
 		}
 	}
@@ -341,6 +421,7 @@ supervisor_run(struct worker_assets *a)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	sup_refresh_now(&s);
@@ -349,13 +430,30 @@ supervisor_run(struct worker_assets *a)
 	log_info("ewpd started: %d workers, public URL %s, HEI %s", s.nworkers,
 	         s.a.conf->public_url, s.a.conf->hei_id);
 	sup_notify("READY=1");
+	if (s.a.conf->sync_interval > 0)
+		s.next_sync =
+		    time(NULL) + (s.a.conf->sync_interval < SUP_FIRST_SYNC ? s.a.conf->sync_interval
+		                                                           : SUP_FIRST_SYNC);
 	for (;;) {
 		time_t now = time(NULL);
-		struct timespec wait = {s.next_refresh > now ? s.next_refresh - now : 0, 0};
-		int sig = sigtimedwait(&set, &info, &wait);
+		time_t next = s.next_refresh;
+		bool sync_on = s.a.conf->sync_interval > 0;
+		int sig;
 
-		if (sig == -1 && errno == EAGAIN)
-			sup_refresh_now(&s);
+		if (sync_on && s.next_sync == 0) /* turned on by a reload */
+			s.next_sync = now + s.a.conf->sync_interval;
+		if (sync_on && s.next_sync < next)
+			next = s.next_sync;
+		struct timespec wait = {next > now ? next - now : 0, 0};
+		sig = sigtimedwait(&set, &info, &wait);
+		if (sig == -1 && errno == EAGAIN) {
+			now = time(NULL);
+			if (now >= s.next_refresh)
+				sup_refresh_now(&s);
+			if (sync_on && now >= s.next_sync)
+				sup_sync_now(&s);
+		} else if (sig == SIGUSR1)
+			sup_sync_now(&s);
 		else if (sig == SIGCHLD)
 			sup_reap(&s);
 		else if (sig == SIGHUP)

@@ -7,11 +7,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
+import { spawn } from 'node:child_process';
 
 import { buildCatalogue } from './lib/catalogue.mjs';
 import { Ewpd, HEI_ID, describeRun, ewpctlKey, itest, makeTempDir, renderConf, runEwpctl } from './lib/daemon.mjs';
-import { REPO_ROOT } from './lib/env.mjs';
-import { freePort } from './lib/http.mjs';
+import { EWPD, REPO_ROOT } from './lib/env.mjs';
+import { freePort, request } from './lib/http.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { Postgres } from './lib/pg.mjs';
 
 const A_HEI = 'a.example.org';
@@ -131,7 +133,7 @@ before(async () => {
   fs.writeFileSync(wrongCache, catalogue(b.partnerKey));
   const wrongConfPath = path.join(aDir, 'ewpd-wrong-key.conf');
   fs.writeFileSync(wrongConfPath, renderConf({ ...conf, registry: { ...conf.registry, cache: wrongCache, url: `file://${wrongCache}` } }));
-  a = { dir: aDir, pg, confPath, wrongConfPath };
+  a = { dir: aDir, pg, confPath, wrongConfPath, conf, keys: aKeys, cache };
 });
 
 after(async () => {
@@ -254,3 +256,62 @@ itest(() => b, 'a response signed with a key the catalogue does not give the par
   assert.equal(a.pg.psql(`SELECT abbreviation FROM smile.etablissement WHERE schac_id = '${HEI_ID}'`), 'SMILE-X');
   assert.equal(a.pg.psql(`SELECT consecutive_failures FROM ewp.partner_syncs WHERE hei_id = '${HEI_ID}'`), '0');
 });
+
+// A as a running ewpd: the supervisor forks the sync every [sync] interval
+// and on SIGUSR1; the outcome shows in /metrics, ewp.partner_syncs and the log.
+itest(() => b, 'ewpd runs the sync on its schedule and on SIGUSR1, in a child process, while it keeps serving', async () => {
+  ewpctlKey(a.keys, 'server');
+  const port = await freePort();
+  const conf = structuredClone(a.conf);
+  conf.server = { ...conf.server, listen: `127.0.0.1:${port}`, tls: 'off', tls_cert: '', tls_key: '',
+    public_url: `http://127.0.0.1:${port}`, workers: '1' };
+  conf.registry = { ...conf.registry, url: `file://${a.cache}`, cache: path.join(a.dir, 'daemon-cache.xml') };
+  conf.sync = { interval: '2s', timeout: '10s', ca_file: b.tlsFiles.cert, schemas: path.join(REPO_ROOT, 'ewp-schemas') };
+  const confPath = path.join(a.dir, 'ewpd-daemon.conf');
+  fs.writeFileSync(confPath, renderConf(conf));
+  const logPath = path.join(a.dir, 'ewpd-daemon.log');
+  const fd = fs.openSync(logPath, 'a');
+  const p = spawn(EWPD, ['-c', confPath], { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = new Promise((resolve) => p.once('exit', (code, signal) => resolve({ code, signal })));
+  const log = () => fs.readFileSync(logPath, 'utf8');
+  const endpoint = { port, host: '127.0.0.1' };
+  const metric = async (name) => {
+    const r = await request(endpoint, { method: 'GET', target: '/metrics', headers: [['Host', `127.0.0.1:${port}`]] });
+    const m = new RegExp(`^${name} (\\d+)`, 'm').exec(r.body.toString());
+    return m ? Number(m[1]) : NaN;
+  };
+  try {
+    const attempts = () => Number(a.pg.psql(`SELECT count(*) FROM ewp.message_log WHERE direction = 'out'
+      AND partner_hei_ids = ARRAY['${HEI_ID}'] AND api = 'institutions'`));
+    const before1 = attempts();
+    b.pg.psql(`UPDATE smile.etablissement SET abbreviation = 'SMILE-SCHED' WHERE schac_id = '${HEI_ID}'`);
+    await pollUntil(async () => {
+      let runs = NaN;
+      try { runs = await metric('ewpd_sync_runs_total'); } catch { /* not up yet */ }
+      return { ok: runs >= 1, detail: `runs ${runs}\n${log()}` };
+    }, 15000, 'a scheduled sync');
+    assert.equal(a.pg.psql(`SELECT abbreviation FROM smile.etablissement WHERE schac_id = '${HEI_ID}'`), 'SMILE-SCHED');
+    assert.ok(attempts() > before1, 'the exchanges of the scheduled sync are in the message log');
+    assert.ok(await metric('ewpd_sync_finished_timestamp_seconds') > 0);
+    assert.match(log(), /ewpd-sync\[\d+\].*sync finished: 1 partners synced, 1 failed/, log());
+    assert.match(log(), /sync: dead\.example\.org: connect/, 'a failing partner is named in the log');
+    // SIGUSR1: one more run at once
+    const runs = await metric('ewpd_sync_runs_total');
+    p.kill('SIGUSR1');
+    await pollUntil(async () => ({ ok: (await metric('ewpd_sync_runs_total')) > runs, detail: log() }), 10000, 'the SIGUSR1 run');
+    const body = (await request(endpoint, { method: 'GET', target: '/metrics', headers: [['Host', `127.0.0.1:${port}`]] })).body.toString();
+    assert.match(body, /^ewpd_sync_partners_total\{outcome="ok"\} [1-9]/m);
+    assert.match(body, /^ewpd_sync_partners_total\{outcome="failed"\} [1-9]/m);
+    // `ewpctl sync status` shows both partners with their last outcome
+    const st = runEwpctl(['-c', confPath, 'sync', 'status']);
+    assert.equal(st.status, 0, describeRun(st));
+    assert.match(st.stdout, new RegExp(`^${HEI_ID.replace('.', '\\.')}\\s+\\d{4}-\\d\\d-\\d\\d \\S+\\s+\\d{4}-\\d\\d-\\d\\d \\S+\\s+0\\s*$`, 'm'), st.stdout);
+    assert.match(st.stdout, /^dead\.example\.org\s+\S+ \S+\s+-\s+[1-9]\d*\s+connect: /m, st.stdout);
+  } finally {
+    p.kill('SIGTERM');
+    const r = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve(null), 15000))]);
+    if (r === null) p.kill('SIGKILL');
+    assert.deepEqual(r, { code: 0, signal: null }, `ewpd stopped cleanly with its sync child\n${log()}`);
+  }
+}, { timeout: 60000 });
