@@ -334,7 +334,7 @@ registry_hei_by_other_id(const struct registry *r, const char *type, const char 
 	i = reg_map_find(&r->other_map, reg_eq_other, r, reg_hash(r->seed, type, norm), type, norm);
 	if (norm != small)
 		free(norm);
-	return i != REG_NONE ? r->heis[r->others[i].hei].id : NULL;
+	return i != REG_NONE && !r->others[i].shared ? r->heis[r->others[i].hei].id : NULL;
 }
 
 const struct registry_api *

@@ -78,7 +78,9 @@ bool registry_hei_known(const struct registry *r, const char *hei_id);
 /*
  * SCHAC id for an other-id: type is "erasmus", "pic", "erasmus-charter",
  * "previous-schac" (others as written). Value compared after removing
- * spaces and ignoring case for erasmus codes. NULL when unknown.
+ * spaces and ignoring case for erasmus codes. NULL when unknown, and
+ * when two HEIs of the catalogue claim the value (guessing would attach a
+ * partner's data to the wrong institution).
  */
 const char *registry_hei_by_other_id(const struct registry *r, const char *type, const char *value);
 

@@ -263,6 +263,7 @@ reg_other_end(struct reg_loader *l)
 	size_t len;
 	char *value;
 	uint64_t h;
+	uint32_t i;
 
 	if (l->other_type == NULL)
 		return;
@@ -271,11 +272,15 @@ reg_other_end(struct reg_loader *l)
 	if (*value == '\0')
 		return;
 	h = reg_hash(r->seed, l->other_type, value);
-	if (reg_map_find(&r->other_map, reg_eq_other, r, h, l->other_type, value) != REG_NONE)
-		return; /* the first mapping wins */
+	if ((i = reg_map_find(&r->other_map, reg_eq_other, r, h, l->other_type, value)) !=
+	    REG_NONE) {
+		if (r->others[i].hei != l->hei)
+			r->others[i].shared = true;
+		return;
+	}
 	REG_GROW(r->others, r->nothers, l->othercap);
-	r->others[r->nothers] =
-	    (struct reg_other){l->other_type, reg_strndup(&r->arena, value, strlen(value)), l->hei};
+	r->others[r->nothers] = (struct reg_other){
+	    l->other_type, reg_strndup(&r->arena, value, strlen(value)), l->hei, false};
 	reg_map_add(&r->other_map, h, (uint32_t)r->nothers++);
 }
 

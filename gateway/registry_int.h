@@ -114,6 +114,7 @@ struct reg_other {
 	const char *type;
 	const char *value;
 	uint32_t hei;
+	bool shared; /* another HEI claims it too: it identifies nobody */
 };
 
 struct registry {

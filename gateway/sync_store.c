@@ -12,7 +12,7 @@
 #include "sync_int.h"
 #include "xmalloc.h"
 
-/* Postgres array literal of strings ("{\"a\",\"b\"}"). */
+/* Postgres array literal of strings ("{\"a\",\"b\"}"); NULL when too large. */
 static char *
 pg_array(char *const *v, size_t n)
 {
@@ -35,7 +35,7 @@ pg_array(char *const *v, size_t n)
 	}
 	if (ok)
 		ok = buf_add(&b, "}", 1) == 0;
-	out = xstrdup(ok ? buf_cstr(&b) : "{}");
+	out = ok ? xstrdup(buf_cstr(&b)) : NULL;
 	buf_free(&b);
 	return out;
 }
@@ -177,12 +177,20 @@ write_extra(PGconn *db, const char *id, const struct sync_extra *x, bool unit, c
 	return rc;
 }
 
+/* The names as two parallel array literals; -1 (both NULL) when too large. */
 static int
-write_names(const struct sync_names *n, char **langs, char **names)
+write_names(const struct sync_names *n, char **langs, char **names, const char *whose, char *err,
+            size_t errlen)
 {
 	*langs = pg_array(n->lang, n->n);
 	*names = pg_array(n->name, n->n);
-	return 0;
+	if (*langs != NULL && *names != NULL)
+		return 0;
+	free(*langs);
+	free(*names);
+	*langs = *names = NULL;
+	snprintf(err, errlen, "the names of %.200s are too large", whose);
+	return -1;
 }
 
 /* Upserts one partner in the current transaction. */
@@ -193,7 +201,8 @@ sync_write_partner(struct sync *s, const struct sync_hei *h, char *err, size_t e
 	PGresult *res;
 	int rc = 0;
 
-	write_names(&h->names, &langs, &names);
+	if (write_names(&h->names, &langs, &names, h->id, err, errlen) == -1)
+		return -1;
 	rc = sync_db_exec(s->db, hei_sql, 9,
 	                  (const char *const[]){h->id, h->erasmus, h->pic, langs, names,
 	                                        h->abbreviation, h->website, h->logo, h->factsheet},
@@ -221,7 +230,8 @@ sync_write_partner(struct sync *s, const struct sync_hei *h, char *err, size_t e
 			snprintf(err, errlen, "an ounit without ounit-id or ounit-code");
 			return -1;
 		}
-		write_names(&u->names, &langs, &names);
+		if (write_names(&u->names, &langs, &names, u->id, err, errlen) == -1)
+			return -1;
 		rc = sync_db_exec(s->db, unit_sql, 9,
 		                  (const char *const[]){eid, u->id, u->code, langs, names,
 		                                        u->abbreviation, u->website, u->logo,
