@@ -69,6 +69,8 @@ static const struct conf_key conf_keys[] = {
     {"registry", "cache", CONF_STR, F(registry_cache), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
     {"database", "conninfo", CONF_STR, F(db_conninfo), 0, "dbname=ewpd", 0, 0, 0},
     {"registry", "ca_file", CONF_STR, F(registry_ca_file), 0, "", CONF_PATH, 0, 0},
+    {"courses", "first_semester", CONF_STR, F(first_semester), 0, "09-01/01-31", 0, 0, 0},
+    {"courses", "second_semester", CONF_STR, F(second_semester), 0, "02-01/06-30", 0, 0, 0},
     {"sync", "interval", CONF_DURATION, F(sync_interval), 0, "6h", 0, 0, 604800},
     {"sync", "timeout", CONF_DURATION, F(sync_timeout), 0, "60s", 0, 1, 3600},
     {"sync", "ca_file", CONF_STR, F(sync_ca_file), 0, "", CONF_PATH, 0, 0},
@@ -361,10 +363,49 @@ conf_check_public_url(struct conf_parse *p, struct conf *c)
 	return 0;
 }
 
+/* "MM-DD" into month and day; 29 February is refused (not every year has it). */
+static bool
+conf_month_day(const char *s, int *month, int *day)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	if (strlen(s) != 5 || s[2] != '-' || !isdigit((unsigned char)s[0]) ||
+	    !isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[3]) ||
+	    !isdigit((unsigned char)s[4]))
+		return false;
+	*month = (s[0] - '0') * 10 + (s[1] - '0');
+	*day = (s[3] - '0') * 10 + (s[4] - '0');
+	return *month >= 1 && *month <= 12 && *day >= 1 && *day <= mdays[*month - 1];
+}
+
+/* first_semester / second_semester = MM-DD/MM-DD */
+static int
+conf_check_semester(struct conf_parse *p, const char *name, const char *v,
+                    struct conf_semester *out)
+{
+	char start[8], end[8];
+	const char *slash = strchr(v, '/');
+
+	conf_at(p, "courses", name);
+	if (slash == NULL || slash - v != 5 || strlen(slash + 1) != 5)
+		return conf_fail(p, "[courses] %s: \"%s\" is not MM-DD/MM-DD", name, v);
+	memcpy(start, v, 5);
+	start[5] = '\0';
+	memcpy(end, slash + 1, 6);
+	if (!conf_month_day(start, &out->start_month, &out->start_day) ||
+	    !conf_month_day(end, &out->end_month, &out->end_day))
+		return conf_fail(p, "[courses] %s: \"%s\" is not MM-DD/MM-DD with real dates", name,
+		                 v);
+	return 0;
+}
+
 static int
 conf_check(struct conf_parse *p, struct conf *c)
 {
 	if (conf_check_listen(p, c) == -1 || conf_check_public_url(p, c) == -1)
+		return -1;
+	if (conf_check_semester(p, "first_semester", c->first_semester, &c->semesters[0]) == -1 ||
+	    conf_check_semester(p, "second_semester", c->second_semester, &c->semesters[1]) == -1)
 		return -1;
 	conf_at(p, "server", "tls");
 	if (c->tls && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0'))

@@ -71,6 +71,12 @@ struct conf {
 	/* [database] */
 	char *db_conninfo; /* libpq connection string */
 
+	/* [courses] SMILE has no teaching calendar: the dates of its two semesters */
+	char *first_semester, *second_semester; /* "MM-DD/MM-DD" as written */
+	struct conf_semester {
+		int start_month, start_day, end_month, end_day;
+	} semesters[2]; /* the academic year begins with semesters[0] */
+
 	/* [sync] institutions and units of the partners, in a child process */
 	int sync_interval;  /* seconds between runs; 0: only `ewpctl sync` */
 	int sync_timeout;   /* seconds per partner request */

@@ -8,14 +8,18 @@
  * los_at_date is accepted and ignored (SMILE keeps no history).
  *
  * SMILE has no teaching calendar: a course taught in the first (second)
- * semester gets one instance in the current academic year, from 1 September
+ * semester gets one instance in the current academic year, with the dates
+ * of [courses] first_semester (second_semester), by default 1 September
  * to 31 January (1 February to 30 June), carrying its ECTS credits,
- * language of instruction and hours. SMILE's course title (libelle) has no
+ * language of instruction and hours. The academic year begins on the
+ * first day of the first semester. SMILE's course title (libelle) has no
  * language of its own, so <title> goes without xml:lang.
  */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "api_db.h"
@@ -44,12 +48,12 @@
 	" FROM smile.cours c LEFT JOIN smile.formation f ON f.id = c.formation_id"                 \
 	" WHERE EXISTS (SELECT 1 FROM h) AND c.open_to_mobility"                                   \
 	"  AND (f.id IS NULL OR f.open_to_mobility) AND " key " = ANY ($2::text[])),"              \
-	" y AS (SELECT extract(year FROM current_date - interval '8 months')::int AS y),"          \
+	" y AS (SELECT extract(year FROM $5::date)::int AS y),"                                    \
 	" l AS (SELECT u.id, u.pos, s.n, 'CRI/' || u.id::text || '-' || y.y::text || '-S' ||"      \
 	"  s.n::text AS loi, s.st, s.en, u.ects, u.language, u.hours"                              \
 	"  FROM u CROSS JOIN y CROSS JOIN LATERAL (VALUES"                                         \
-	"   (1, make_date(y.y, 9, 1), make_date(y.y + 1, 1, 31), u.s1),"                           \
-	"   (2, make_date(y.y + 1, 2, 1), make_date(y.y + 1, 6, 30), u.s2)) AS s (n, st, en, t)"   \
+	"   (1, $5::date, $6::date, u.s1),"                                                        \
+	"   (2, $7::date, $8::date, u.s2)) AS s (n, st, en, t)"                                    \
 	"  WHERE s.t AND ($3::date IS NULL OR s.en < $3::date)"                                    \
 	"  AND ($4::date IS NULL OR s.st > $4::date))"                                             \
 	" SELECT 0::bigint AS grp, 0 AS pos, 0 AS part, 0 AS sub, 'hei' AS elem,"                  \
@@ -145,9 +149,36 @@ courses_date_param(struct req *rq, const char *name, const char **out)
 	return true;
 }
 
+/*
+ * The four dates of this academic year's semesters ("YYYY-MM-DD" x 4):
+ * the year begins on the first day of the first semester; a later date
+ * before that day in the calendar falls in the next civil year.
+ */
+static void
+courses_calendar(const struct conf *c, time_t now, char out[4][32])
+{
+	const struct conf_semester *s = c->semesters;
+	struct tm tm;
+	int year;
+
+	gmtime_r(&now, &tm);
+	year = tm.tm_year + 1900;
+	if (tm.tm_mon + 1 < s[0].start_month ||
+	    (tm.tm_mon + 1 == s[0].start_month && tm.tm_mday < s[0].start_day))
+		year--;
+	for (int i = 0; i < 4; i++) {
+		int m = i % 2 ? s[i / 2].end_month : s[i / 2].start_month;
+		int d = i % 2 ? s[i / 2].end_day : s[i / 2].start_day;
+		bool next = m < s[0].start_month || (m == s[0].start_month && d < s[0].start_day);
+
+		snprintf(out[i], sizeof(out[i]), "%04d-%02d-%02d", (year + next) % 10000, m, d);
+	}
+}
+
 static void
 courses_handle(struct req *rq)
 {
+	char cal[4][32];
 	size_t nhei = form_count(&rq->form, "hei_id");
 	size_t nids = form_count(&rq->form, "los_id");
 	size_t ncodes = form_count(&rq->form, "los_code");
@@ -185,8 +216,10 @@ courses_handle(struct req *rq)
 		req_error(rq, 400, "%s values too large", k->param);
 		return;
 	}
-	api_db_query(rq, k->sql, 4,
-	             (const char *const[]){form_get(&rq->form, "hei_id"), vals, before, after},
+	courses_calendar(rq->d->conf, time(NULL), cal);
+	api_db_query(rq, k->sql, 8,
+	             (const char *const[]){form_get(&rq->form, "hei_id"), vals, before, after,
+	                                   cal[0], cal[1], cal[2], cal[3]},
 	             courses_done);
 	free(vals);
 }

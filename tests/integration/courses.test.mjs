@@ -5,9 +5,12 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 
+import { spawnSync } from 'node:child_process';
+
 import { Ewpd, HEI_ID, PARTNER_HEI, itest } from './lib/daemon.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { assertErrorResponse, assertStatus, assertXmlContentType, exchange } from './lib/ewp.mjs';
-import { NS, projectSchema, specPath } from './lib/env.mjs';
+import { EWPD, NS, projectSchema, specPath } from './lib/env.mjs';
 import { assertValid, parseXml } from './lib/xml.mjs';
 
 const NS_C = 'https://github.com/erasmus-without-paper/ewp-specs-api-courses/tree/stable-v1';
@@ -192,4 +195,38 @@ itest(() => fx, 'courses: manifest entry (official and project schemas) advertis
   assert.equal(e[0].element(NS_C_ENTRY, 'url').text, `${fx.publicUrl}${PATH}`);
   assert.equal(e[0].element(NS_C_ENTRY, 'max-los-ids').text, '10');
   assert.equal(e[0].element(NS_C_ENTRY, 'max-los-codes').text, '10');
+});
+
+itest(() => fx, 'courses: the semester dates come from [courses] (reloadable); a bad calendar is refused with its line', async () => {
+  const instancesOf = async () => {
+    const { los } = await courses([hei, ['los_id', id['MATH1@F-SCI']]]);
+    return lois(los[0]).map((i) => [i.element(NS_C, 'start').text, i.element(NS_C, 'end').text]);
+  };
+  // an academic year starting 15 October: the current one began on the
+  // last 15 October reached
+  const now = new Date();
+  const md = (now.getUTCMonth() + 1) * 100 + now.getUTCDate();
+  const y = md >= 1015 ? now.getUTCFullYear() : now.getUTCFullYear() - 1;
+  try {
+    fx.writeConfig({ courses: { first_semester: '10-15/02-28', second_semester: '03-01/07-14' } });
+    fx.signal('SIGHUP');
+    const want = [[`${y}-10-15`, `${y + 1}-02-28`], [`${y + 1}-03-01`, `${y + 1}-07-14`]];
+    await pollUntil(async () => {
+      const got = await instancesOf();
+      return { ok: JSON.stringify(got) === JSON.stringify(want), detail: JSON.stringify(got) };
+    }, 5000, 'instances with the configured calendar');
+    for (const [value, why] of [['09-01/02-29', 'real dates'], ['9-1/1-31', 'MM-DD/MM-DD'], ['13-01/01-31', 'real dates']]) {
+      fx.writeConfig({ courses: { first_semester: value } });
+      const r = spawnSync(EWPD, ['-n', '-c', fx.confPath], { encoding: 'utf8', timeout: 5000 });
+      assert.notEqual(r.status, 0, `ewpd -n accepts first_semester = ${value}`);
+      assert.match(r.stderr, new RegExp(`ewpd\\.conf:\\d+: \\[courses\\] first_semester: "${value}" is not .*${why}`), r.stderr);
+    }
+  } finally {
+    fx.writeConfig({ courses: { first_semester: '09-01/01-31', second_semester: '02-01/06-30' } });
+    fx.signal('SIGHUP');
+    await pollUntil(async () => {
+      const got = await instancesOf();
+      return { ok: got[0][0] === `${YEAR}-09-01`, detail: JSON.stringify(got) };
+    }, 5000, 'default calendar back');
+  }
 });
