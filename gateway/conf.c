@@ -48,6 +48,8 @@ static const struct conf_key conf_keys[] = {
     {"server", "metrics", CONF_BOOL, F(metrics), 0, "on", 0, 0, 0},
     {"log", "level", CONF_LEVEL, F(log_level), 0, "info", 0, 0, 0},
     {"log", "message_body_max", CONF_INT, F(message_body_max), 0, "65536", 0, 0, 1048576},
+    {"log", "message_retention", CONF_DURATION, F(message_retention), 0, "180d", 0, 0,
+     3650L * 86400},
     {"ewp", "hei_id", CONF_STR, F(hei_id), 0, NULL, CONF_REQUIRED, 0, 0},
     {"ewp", "hei_name", CONF_STR, F(hei_name), 0, NULL, CONF_REQUIRED, 0, 0},
     {"ewp", "hei_name_lang", CONF_STR, F(hei_name_lang), 0, "fr", 0, 0, 0},

@@ -37,7 +37,8 @@ struct conf {
 
 	/* [log] */
 	enum log_level log_level;
-	int message_body_max; /* bytes of each body kept in ewp.message_log */
+	int message_body_max;  /* bytes of each body kept in ewp.message_log */
+	int message_retention; /* seconds its rows are kept; 0: forever */
 
 	/* [ewp] */
 	char *hei_id;

@@ -218,9 +218,17 @@ struct msglog {
 	struct db_query *q;
 	struct event *timer;
 	bool retry_wait; /* the database was down: wait before the next try */
+	long retention;  /* seconds; 0: keep */
+	struct event *purge_timer;
+	struct db_query *purge_q;
 };
 
 static void msglog_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void msglog_purge_cb(evutil_socket_t fd, short what, void *arg);
+
+static const char msglog_purge_sql[] =
+    "DELETE FROM ewp.message_log WHERE id IN (SELECT id FROM ewp.message_log"
+    " WHERE created_at < now() - make_interval(secs => $1::bigint) ORDER BY id LIMIT $2::int)";
 
 struct msglog *
 msglog_new(struct event_base *base, struct db_pool *db, struct metrics *m, size_t body_max)
@@ -233,7 +241,8 @@ msglog_new(struct event_base *base, struct db_pool *db, struct metrics *m, size_
 	ml->body_max = body_max;
 	buf_init(&ml->queued, MSGLOG_MAX_QUEUED_BYTES);
 	buf_init(&ml->sending, MSGLOG_MAX_QUEUED_BYTES + 2);
-	if ((ml->timer = evtimer_new(base, msglog_timer_cb, ml)) == NULL)
+	if ((ml->timer = evtimer_new(base, msglog_timer_cb, ml)) == NULL ||
+	    (ml->purge_timer = evtimer_new(base, msglog_purge_cb, ml)) == NULL)
 		fatalx("evtimer_new failed");
 	return ml;
 }
@@ -243,6 +252,61 @@ msglog_set_body_max(struct msglog *ml, size_t body_max)
 {
 	if (ml)
 		ml->body_max = body_max;
+}
+
+static void
+msglog_purge_arm(struct msglog *ml, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_del(ml->purge_timer);
+	if (ml->retention > 0)
+		evtimer_add(ml->purge_timer, &tv);
+}
+
+static void
+msglog_purged_cb(PGresult *res, const char *err, void *arg)
+{
+	struct msglog *ml = arg;
+	long n;
+
+	ml->purge_q = NULL;
+	if (res == NULL) {
+		log_warnx("message log: old rows not deleted: %s", err);
+		msglog_purge_arm(ml, MSGLOG_PURGE_EVERY_MS);
+		return;
+	}
+	n = strtol(PQcmdTuples(res), NULL, 10);
+	if (n > 0)
+		log_info("message log: %ld rows older than %lds deleted", n, ml->retention);
+	/* a full batch: more are waiting, go on soon */
+	msglog_purge_arm(ml, n >= MSGLOG_PURGE_BATCH ? 1000 : MSGLOG_PURGE_EVERY_MS);
+}
+
+static void
+msglog_purge_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msglog *ml = arg;
+	char secs[24], batch[24];
+
+	(void)fd;
+	(void)what;
+	if (ml->purge_q != NULL || ml->retention <= 0)
+		return;
+	snprintf(secs, sizeof(secs), "%ld", ml->retention);
+	snprintf(batch, sizeof(batch), "%d", MSGLOG_PURGE_BATCH);
+	ml->purge_q = db_query(ml->db, msglog_purge_sql, 2, (const char *const[]){secs, batch},
+	                       msglog_purged_cb, ml);
+}
+
+void
+msglog_set_retention(struct msglog *ml, long seconds)
+{
+	if (ml == NULL)
+		return;
+	ml->retention = seconds;
+	if (ml->purge_q == NULL)
+		msglog_purge_arm(ml, MSGLOG_PURGE_FIRST_MS);
 }
 
 static void
@@ -363,8 +427,11 @@ msglog_free(struct msglog *ml)
 	/* a batch already sent is still written by its connection */
 	if (ml->q)
 		db_query_cancel(ml->q);
+	if (ml->purge_q)
+		db_query_cancel(ml->purge_q);
 	msglog_dropped(ml, ml->nqueued);
 	event_free(ml->timer);
+	event_free(ml->purge_timer);
 	buf_free(&ml->queued);
 	buf_free(&ml->sending);
 	free(ml);

@@ -38,6 +38,9 @@ struct metrics;
 #define MSGLOG_FLUSH_MS         200
 #define MSGLOG_FLUSH_ROWS       200
 #define MSGLOG_MAX_QUEUED_BYTES (8u * 1024 * 1024)
+#define MSGLOG_PURGE_BATCH      20000
+#define MSGLOG_PURGE_FIRST_MS   5000
+#define MSGLOG_PURGE_EVERY_MS   (10 * 60 * 1000)
 
 enum msglog_validation {
 	MSGLOG_NOT_CHECKED = 0,
@@ -86,6 +89,12 @@ int msglog_insert_pg(PGconn *db, const struct msglog_entry *e, size_t body_max, 
 struct msglog *msglog_new(struct event_base *base, struct db_pool *db, struct metrics *m,
                           size_t body_max);
 void msglog_set_body_max(struct msglog *ml, size_t body_max);
+/*
+ * Rows older than `seconds` are deleted by this writer, MSGLOG_PURGE_BATCH
+ * at a time, MSGLOG_PURGE_FIRST_MS after the call, then every
+ * MSGLOG_PURGE_EVERY_MS (one worker does it). 0: rows are kept forever.
+ */
+void msglog_set_retention(struct msglog *ml, long seconds);
 /* Queues an entry (copied into JSON now). NULL ml: nothing. */
 void msglog_add(struct msglog *ml, const struct msglog_entry *e);
 /* Sends what is queued now (drain); true while rows are queued or in flight. */

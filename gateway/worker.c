@@ -150,6 +150,8 @@ worker_reload(struct worker *w)
 	worker_adopt(&w->d, &a);
 	server_reconfigure(w->d.server, w->d.conf);
 	msglog_set_body_max(w->d.msglog, (size_t)w->d.conf->message_body_max);
+	if (w->d.worker_id == 0) /* one worker deletes old rows */
+		msglog_set_retention(w->d.msglog, w->d.conf->message_retention);
 	worker_load_registry(&w->d);
 	log_info("configuration reloaded");
 }
@@ -249,6 +251,8 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	w.d.db = worker_db(&w.d);
 	if (w.d.db)
 		w.d.msglog = msglog_new(w.d.base, w.d.db, m, (size_t)w.d.conf->message_body_max);
+	if (id == 0)
+		msglog_set_retention(w.d.msglog, w.d.conf->message_retention);
 	if ((w.d.server = server_new(&w.d, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
 		db_pool_free(w.d.db);

@@ -153,3 +153,19 @@ itest(() => fx, 'message log: 300 requests over 2 workers → 300 rows; metrics 
   const dropped = Number(/^ewpd_message_log_dropped_total (\d+)/m.exec((await fx.get('/metrics')).body.toString())[1]);
   assert.equal(dropped, 0);
 }, { timeout: 60000 });
+
+itest(() => fx, 'message log: rows older than [log] message_retention are deleted by one worker, recent ones kept', async () => {
+  const ins = (age, rid) => fx.pg.psql(`INSERT INTO ewp.message_log (created_at, direction, method, url, request_id)
+    VALUES (now() - interval '${age}', 'in', 'GET', '/ewp/echo', '${rid}')`);
+  ins('40 days', 'retention-old-1');
+  ins('31 days', 'retention-old-2');
+  ins('29 days', 'retention-recent');
+  fx.writeConfig({ log: { message_retention: '30d' } });
+  fx.signal('SIGHUP');
+  await pollUntil(() => {
+    const left = fx.pg.psql(`SELECT string_agg(request_id, ',' ORDER BY request_id) FROM ewp.message_log
+      WHERE request_id LIKE 'retention-%'`);
+    return { ok: left === 'retention-recent', detail: left };
+  }, 15000, 'old rows deleted');
+  assert.match(fx.log(), /message log: 2 rows older than 2592000s deleted/);
+});
