@@ -53,7 +53,7 @@ EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
 	gateway/ctl/ctl_sync.c
 
-UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv
+UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
@@ -112,7 +112,7 @@ demo-stop:
 # Fuzzing (clang libFuzzer): every target runs FUZZ_SECS seconds from the
 # seeds in tests/fuzz/seeds/<target>; findings are left in build-fuzz/.
 FUZZ_SECS    ?= 20
-FUZZ_TARGETS := form httpsig xml csv
+FUZZ_TARGETS := form httpsig xml csv json
 FUZZ_EXTRA_xml := $(wildcard ../shared/ewp-specs/ewp-specs-api-registry ../shared/ewp-specs/ewp-specs-api-discovery)
 FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -Igateway \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
@@ -122,7 +122,7 @@ FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/httpsig_parse.c \
 	gateway/httpsig_verify.c gateway/httpsig_sign.c gateway/httpsig_client.c gateway/keys.c \
 	gateway/codec.c gateway/xml.c gateway/registry.c gateway/registry_map.c \
 	gateway/registry_load.c gateway/registry_elems.c gateway/buf.c gateway/log.c gateway/xmalloc.c \
-	gateway/csv.c
+	gateway/csv.c gateway/json.c
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON)
 	@mkdir -p build-fuzz
