@@ -115,12 +115,16 @@ static const char parent_sql[] =
  * Addresses and contacts of one owner ($1 the id, $2 the JSON array),
  * replaced only when they differ from what is stored: the rows have no
  * identity of their own, and rewriting them would touch the owner's
- * modified_at on every run.
+ * modified_at on every run. Two statements: the one that deletes when
+ * something changed, then the one that inserts into an owner left with
+ * none; in a single statement the new rows would meet the old ones in
+ * the unique index (one address per kind), as data-modifying CTEs all
+ * run against the same snapshot.
  */
 #define ADDR_COLS                                                                                  \
 	"kind, recipient_names, lines, building_number, building_name, street_name, unit, floor,"  \
 	" post_office_box, delivery_point_codes, postal_code, locality, region, country"
-#define ADDR_SQL(owner)                                                                            \
+#define ADDR_WANT                                                                                  \
 	"WITH want AS (SELECT kind, coalesce(recipient_names, '{}') AS recipient_names,"           \
 	"  coalesce(lines, '{}') AS lines, building_number, building_name, street_name, unit,"     \
 	"  floor, post_office_box, coalesce(delivery_point_codes, '{}') AS delivery_point_codes,"  \
@@ -128,50 +132,63 @@ static const char parent_sql[] =
 	"  FROM jsonb_to_recordset($2::jsonb) AS x (kind text, recipient_names text[],"            \
 	"  lines text[], building_number text, building_name text, street_name text, unit text,"   \
 	"  floor text, post_office_box text, delivery_point_codes text[], postal_code text,"       \
-	"  locality text, region text, country text)),"                                            \
-	" cur AS (SELECT kind, recipient_names, lines, building_number, building_name,"            \
-	"  street_name, unit, floor, post_office_box, delivery_point_codes, postal_code, "         \
-	"locality,"                                                                                \
-	"  region, country::text FROM smile.address WHERE " owner " = $1),"                        \
-	" changed AS (SELECT 1 WHERE EXISTS (SELECT * FROM want EXCEPT ALL SELECT * FROM cur)"     \
-	"  OR EXISTS (SELECT * FROM cur EXCEPT ALL SELECT * FROM want)),"                          \
-	" del AS (DELETE FROM smile.address WHERE " owner                                          \
-	" = $1 AND EXISTS (SELECT FROM changed))"                                                  \
-	" INSERT INTO smile.address (" owner ", " ADDR_COLS ")"                                    \
-	" SELECT $1, " ADDR_COLS " FROM want WHERE EXISTS (SELECT FROM changed)"
+	"  locality text, region text, country text))"
+#define ADDR_DEL_SQL(owner)                                                                        \
+	ADDR_WANT ", cur AS (SELECT " ADDR_COLS " FROM smile.address WHERE " owner " = $1),"       \
+	          " changed AS (SELECT 1 WHERE EXISTS (SELECT * FROM want EXCEPT ALL"              \
+	          "  SELECT kind, recipient_names, lines, building_number, building_name,"         \
+	          "  street_name, unit, floor, post_office_box, delivery_point_codes,"             \
+	          "  postal_code, locality, region, country::text FROM cur)"                       \
+	          "  OR EXISTS (SELECT kind, recipient_names, lines, building_number,"             \
+	          "  building_name, street_name, unit, floor, post_office_box,"                    \
+	          "  delivery_point_codes, postal_code, locality, region, country::text"           \
+	          "  FROM cur EXCEPT ALL SELECT * FROM want))"                                     \
+	          " DELETE FROM smile.address WHERE " owner                                        \
+	          " = $1 AND EXISTS (SELECT FROM changed)"
+#define ADDR_INS_SQL(owner)                                                                        \
+	ADDR_WANT " INSERT INTO smile.address (" owner ", " ADDR_COLS ")"                          \
+	          " SELECT $1, " ADDR_COLS " FROM want"                                            \
+	          " WHERE NOT EXISTS (SELECT FROM smile.address WHERE " owner " = $1)"
 
-#define CONTACT_SQL(owner)                                                                         \
+#define CONTACT_WANT                                                                               \
 	"WITH want AS (SELECT o::integer AS position, names, given_names, family_name,"            \
 	"  coalesce(emails, '{}') AS emails, coalesce(phones, '{}') AS phones, role_descriptions"  \
 	"  FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (names jsonb, given_names text,"       \
 	"  family_name text, emails text[], phones text[], role_descriptions jsonb))"              \
 	"  WITH ORDINALITY AS x (names, given_names, family_name, emails, phones,"                 \
-	"  role_descriptions, o)),"                                                                \
-	" cur AS (SELECT position, names, given_names, family_name, emails::text[] AS emails,"     \
-	"  phones::text[] AS phones, role_descriptions FROM smile.contact WHERE " owner " = $1),"  \
-	" changed AS (SELECT 1 WHERE EXISTS (SELECT * FROM want EXCEPT ALL SELECT * FROM cur)"     \
-	"  OR EXISTS (SELECT * FROM cur EXCEPT ALL SELECT * FROM want)),"                          \
-	" del AS (DELETE FROM smile.contact WHERE " owner                                          \
-	" = $1 AND EXISTS (SELECT FROM changed))"                                                  \
-	" INSERT INTO smile.contact (" owner                                                       \
-	", position, names, given_names, family_name, emails,"                                     \
-	" phones, role_descriptions)"                                                              \
-	" SELECT $1, position, names, given_names, family_name, emails::smile.email[],"            \
-	" phones::smile.phone[], role_descriptions FROM want WHERE EXISTS (SELECT FROM changed)"
+	"  role_descriptions, o))"
+#define CONTACT_DEL_SQL(owner)                                                                     \
+	CONTACT_WANT ", cur AS (SELECT position, names, given_names, family_name,"                 \
+	             "  emails::text[] AS emails, phones::text[] AS phones, role_descriptions"     \
+	             "  FROM smile.contact WHERE " owner " = $1),"                                 \
+	             " changed AS (SELECT 1 WHERE EXISTS (SELECT * FROM want EXCEPT ALL"           \
+	             "  SELECT * FROM cur) OR EXISTS (SELECT * FROM cur EXCEPT ALL"                \
+	             "  SELECT * FROM want))"                                                      \
+	             " DELETE FROM smile.contact WHERE " owner                                     \
+	             " = $1 AND EXISTS (SELECT FROM changed)"
+#define CONTACT_INS_SQL(owner)                                                                     \
+	CONTACT_WANT " INSERT INTO smile.contact (" owner ", position, names, given_names,"        \
+	             " family_name, emails, phones, role_descriptions)"                            \
+	             " SELECT $1, position, names, given_names, family_name,"                      \
+	             " emails::smile.email[], phones::smile.phone[], role_descriptions FROM want"  \
+	             " WHERE NOT EXISTS (SELECT FROM smile.contact WHERE " owner " = $1)"
 
 static int
 write_extra(PGconn *db, const char *id, const struct sync_extra *x, bool unit, char *err,
             size_t errlen)
 {
+	const char *sql[] = {
+	    unit ? ADDR_DEL_SQL("composante_id") : ADDR_DEL_SQL("etablissement_id"),
+	    unit ? ADDR_INS_SQL("composante_id") : ADDR_INS_SQL("etablissement_id"),
+	    unit ? CONTACT_DEL_SQL("composante_id") : CONTACT_DEL_SQL("etablissement_id"),
+	    unit ? CONTACT_INS_SQL("composante_id") : CONTACT_INS_SQL("etablissement_id"),
+	};
 	char *addr = sync_json_array(&x->addresses), *contacts = sync_json_array(&x->contacts);
-	int rc;
+	int rc = 0;
 
-	rc = sync_db_exec(db, unit ? ADDR_SQL("composante_id") : ADDR_SQL("etablissement_id"), 2,
-	                  (const char *const[]){id, addr}, NULL, err, errlen);
-	if (rc == 0)
-		rc = sync_db_exec(
-		    db, unit ? CONTACT_SQL("composante_id") : CONTACT_SQL("etablissement_id"), 2,
-		    (const char *const[]){id, contacts}, NULL, err, errlen);
+	for (size_t i = 0; rc == 0 && i < 4; i++)
+		rc = sync_db_exec(db, sql[i], 2, (const char *const[]){id, i < 2 ? addr : contacts},
+		                  NULL, err, errlen);
 	free(addr);
 	free(contacts);
 	return rc;
