@@ -25,5 +25,6 @@ int ctl_registry(struct ctl *ctl, int argc, char **argv);
 int ctl_migrate(struct ctl *ctl, int argc, char **argv);
 int ctl_import(struct ctl *ctl, int argc, char **argv);
 int ctl_sync(struct ctl *ctl, int argc, char **argv);
+int ctl_log(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -42,6 +42,12 @@ usage(FILE *out)
 	             "  sync institutions [--cacert FILE] [--schemas DIR] [--conninfo STR]\n"
 	             "         [--timeout SECONDS] [HEI...]\n"
 	             "                        copy partners' Institutions and OUnits into SMILE\n"
+	             "  sync status [--conninfo STR]\n"
+	             "                        each partner's last sync: attempt, success, error\n"
+	             "  log [--partner HEI] [--api NAME] [--status N|Nxx] [--failed] [--in|--out]\n"
+	             "      [--request-id ID] [--since DURATION] [--grep TEXT] [--limit N]\n"
+	             "                        search the EWP message log (newest first)\n"
+	             "  log show ID           one exchange: headers and bodies, XML indented\n"
 	             "  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
 	             "                        signed EWP request; prints the verified response\n"
 	             "\n"
@@ -110,6 +116,8 @@ main(int argc, char *argv[])
 		rc = ctl_import(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "sync") == 0)
 		rc = ctl_sync(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "log") == 0)
+		rc = ctl_log(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {

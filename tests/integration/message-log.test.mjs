@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 
-import { Ewpd, HEI_ID, PARTNER_HEI, itest } from './lib/daemon.mjs';
+import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, itest, runEwpctl } from './lib/daemon.mjs';
 import { assertStatus } from './lib/ewp.mjs';
 import { pollUntil } from './lib/poll.mjs';
 
@@ -168,4 +168,64 @@ itest(() => fx, 'message log: rows older than [log] message_retention are delete
     return { ok: left === 'retention-recent', detail: left };
   }, 15000, 'old rows deleted');
   assert.match(fx.log(), /message log: 2 rows older than 2592000s deleted/);
+});
+
+itest(() => fx, 'ewpctl log: search by partner, API, status class, request id, text; show one exchange with headers and XML indented', async () => {
+  const ok = fx.signed({ path: `/ewp/institutions?hei_id=${HEI_ID}` });
+  assertStatus(await fx.send(ok), 200, ok, 'institutions');
+  const bad = fx.signed({ path: '/ewp/institutions' });
+  assert.equal((await fx.send(bad)).status, 400);
+  await rowOf(ok.requestId, 'the 200');
+  await rowOf(bad.requestId, 'the 400');
+  const ctl = (...args) => runEwpctl(['-c', fx.confPath, 'log', ...args, '--conninfo', fx.pg.conninfo]);
+
+  let r = ctl('--partner', PARTNER_HEI, '--api', 'institutions', '--limit', '1000');
+  assert.equal(r.status, 0, describeRun(r));
+  assert.match(r.stdout, /^ID\s+TIME\s+DIR\s+METHOD\s+STATUS/);
+  assert.ok(r.stdout.includes(ok.requestId) && r.stdout.includes(bad.requestId), r.stdout);
+  assert.ok(!/\becho\b/.test(r.stdout), 'only institutions rows');
+  r = ctl('--status', '4xx', '--since', '1h', '--limit', '1000');
+  assert.ok(r.stdout.includes(bad.requestId) && !r.stdout.includes(ok.requestId), r.stdout);
+  r = ctl('--failed', '--grep', 'HEI_ID IS REQUIRED');
+  assert.ok(r.stdout.includes(bad.requestId), `case-insensitive text search\n${r.stdout}`);
+  r = ctl('--request-id', ok.requestId);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 2, r.stdout);
+  const id = lines[1].split(/\s+/)[0];
+
+  r = runEwpctl(['-c', fx.confPath, 'log', 'show', id, '--conninfo', fx.pg.conninfo]);
+  assert.equal(r.status, 0, describeRun(r));
+  assert.match(r.stdout, new RegExp(`^exchange ${id}, received, `));
+  assert.match(r.stdout, new RegExp(`GET /ewp/institutions\\?hei_id=${HEI_ID.replace('.', '\\.')}`));
+  assert.match(r.stdout, /^ {2}status: {6}200 in \d+ ms$/m);
+  assert.match(r.stdout, new RegExp(`^ {2}X-Request-Id: ${ok.requestId}$`, 'm'));
+  assert.match(r.stdout, /^request body: none$/m);
+  // body cut at message_body_max (300 bytes): shown as text, not parsed
+  assert.match(r.stdout, /^response body \(\d+ bytes, cut in the log\):$/m);
+
+  r = runEwpctl(['-c', fx.confPath, 'log', 'show', '999999999', '--conninfo', fx.pg.conninfo]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /no exchange 999999999 in the message log/);
+  r = ctl('--status', 'bad');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--status wants a status \(404\) or a class \(5xx\)/);
+});
+
+itest(() => fx, 'ewpctl log show: a whole XML body is indented', async () => {
+  fx.writeConfig({ log: { message_body_max: '65536' } });
+  fx.signal('SIGHUP');
+  // both workers reloaded: an answer is then logged whole
+  let id;
+  await pollUntil(async () => {
+    const req = fx.signed({ path: '/ewp/echo?echo=one&echo=two' });
+    assertStatus(await fx.send(req), 200, req, 'echo');
+    await rowOf(req.requestId, 'echo');
+    id = fx.pg.psql(`SELECT id FROM ewp.message_log WHERE request_id = '${req.requestId}'
+      AND octet_length(response_body) = response_bytes`);
+    return { ok: id !== '', detail: 'body still cut' };
+  }, 5000, 'whole bodies after the reload');
+  const r = runEwpctl(['-c', fx.confPath, 'log', 'show', id, '--conninfo', fx.pg.conninfo]);
+  assert.equal(r.status, 0, describeRun(r));
+  assert.match(r.stdout, /^response body \(\d+ bytes\):\n<\?xml version="1\.0" encoding="UTF-8"\?>\n<response [^>]*>\n {2}<hei-id>/m, r.stdout);
+  assert.match(r.stdout, /^ {2}<echo>one<\/echo>\n {2}<echo>two<\/echo>$/m);
 });
