@@ -50,6 +50,8 @@ struct conf {
 	char *admin_notes;   /* may be NULL */
 	char *manifest_path; /* "/ewp/manifest.xml" */
 	int date_window;     /* seconds, >= 300 */
+	char *factsheet;     /* Mobility Factsheet file; "" when the API is not served */
+	char *schema_dir;    /* ewpd's own XML Schemas (ewp-schemas/ once installed) */
 
 	/* [keys] */
 	char *keys_dir;

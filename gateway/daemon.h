@@ -22,6 +22,7 @@
 #include "registry.h"
 
 struct db_pool;
+struct factsheet;
 struct event_base;
 struct server;
 
@@ -44,6 +45,8 @@ struct ewpd {
 	struct db_pool *db;  /* SMILE core; NULL when the conninfo was refused */
 	struct buf manifest; /* the Discovery manifest, rebuilt on reload */
 	unsigned inflight;   /* requests accepted and not yet answered */
+	/* NULL when [ewp] factsheet is not set */
+	struct factsheet *factsheet;
 	bool draining;
 	int worker_id;
 };

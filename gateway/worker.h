@@ -17,12 +17,15 @@
 #include "metrics.h"
 #include "nonce.h"
 
+struct factsheet;
+
 struct worker_assets {
 	struct conf *conf;
 	struct keys_priv *client_key;
 	struct keys_priv *server_key;
 	SSL_CTX *tls;
 	struct buf manifest;
+	struct factsheet *factsheet; /* NULL when [ewp] factsheet is not set */
 };
 
 /*
