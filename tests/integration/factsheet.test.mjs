@@ -85,6 +85,8 @@ for (const method of ['GET', 'POST']) {
       ['en', 'https://www.example.edu/en/international/study-with-us']]);
     assert.deepEqual(f.elements(NS_FS, 'additional-requirement').map((r) => r.element(NS_FS, 'name').text),
       ['Language certificate', 'Transcript of Records', 'Health insurance']);
+    assert.equal(f.element(NS_FS, 'additional-requirement').element(NS_FS, 'details').text,
+      'Français B1 pour les cours en français, anglais B2 pour les cours en anglais', `UTF-8 text kept${exchange(req, res)}`);
     assert.equal(f.element(NS_FS, 'decision-weeks-limit').text, '4');
     assert.equal(f.element(NS_FS, 'tor-weeks-limit').text, '5');
     assert.equal(f.element(NS_FS, 'accessibility').element(NS_FS, 'name').text, 'Relais Handicap');
