@@ -47,7 +47,7 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/tls.c gateway/manifest.c \
 	gateway/api/api.c gateway/api/api_echo.c gateway/api/api_discovery.c \
 	gateway/api/api_db.c gateway/api/api_institutions.c gateway/api/api_ounits.c gateway/api/api_course_replication.c \
-	gateway/api/api_courses.c
+	gateway/api/api_courses.c gateway/api/api_factsheet.c gateway/factsheet.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
@@ -73,7 +73,7 @@ $(BUILD)/ewpctl: $(EWPCTL_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/gateway/ctl/ctl_migrate.o $(BUILD)/gateway/ctl/ewpctl.o: CFLAGS += -DEWP_SQL_DIR='"$(PREFIX)/share/ewpd/sql"'
-$(BUILD)/gateway/sync.o: CFLAGS += -DEWP_SCHEMA_DIR='"$(PREFIX)/share/ewpd/schemas"'
+$(BUILD)/gateway/conf.o: CFLAGS += -DEWP_SCHEMA_DIR='"$(PREFIX)/share/ewpd/schemas"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -152,7 +152,7 @@ format:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/ewpd
 	install -m 0755 $(BUILD)/ewpd $(BUILD)/ewpctl $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0644 conf/ewpd.conf.example $(DESTDIR)/etc/ewpd/
+	install -m 0644 conf/ewpd.conf.example conf/factsheet.example.xml $(DESTDIR)/etc/ewpd/
 	install -d $(DESTDIR)$(PREFIX)/share/ewpd/sql
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ewpd/sql/
 	install -d $(DESTDIR)$(PREFIX)/share/ewpd/schemas

@@ -17,6 +17,10 @@
 #include "conf.h"
 #include "xmalloc.h"
 
+#ifndef EWP_SCHEMA_DIR /* set by the Makefile from PREFIX */
+#define EWP_SCHEMA_DIR "/usr/local/share/ewpd/schemas"
+#endif
+
 enum conf_type { CONF_STR, CONF_INT, CONF_BOOL, CONF_DURATION, CONF_LEVEL, CONF_LIST };
 
 #define CONF_REQUIRED 0x1
@@ -61,6 +65,8 @@ static const struct conf_key conf_keys[] = {
     {"ewp", "admin_notes", CONF_STR, F(admin_notes), 0, "", 0, 0, 0},
     {"ewp", "manifest_path", CONF_STR, F(manifest_path), 0, "/ewp/manifest.xml", 0, 0, 0},
     {"ewp", "date_window", CONF_DURATION, F(date_window), 0, "5m", 0, EWP_DATE_WINDOW_SECS, 86400},
+    {"ewp", "factsheet", CONF_STR, F(factsheet), 0, "", CONF_PATH, 0, 0},
+    {"ewp", "schema_dir", CONF_STR, F(schema_dir), 0, EWP_SCHEMA_DIR, CONF_PATH, 0, 0},
     {"keys", "keys_dir", CONF_STR, F(keys_dir), 0, NULL, CONF_REQUIRED | CONF_PATH, 0, 0},
     {"keys", "client_key", CONF_STR, F(client_key), 0, "client.pem", 0, 0, 0},
     {"keys", "server_key", CONF_STR, F(server_key), 0, "server.pem", 0, 0, 0},
@@ -76,7 +82,6 @@ static const struct conf_key conf_keys[] = {
     {"sync", "interval", CONF_DURATION, F(sync_interval), 0, "6h", 0, 0, 604800},
     {"sync", "timeout", CONF_DURATION, F(sync_timeout), 0, "60s", 0, 1, 3600},
     {"sync", "ca_file", CONF_STR, F(sync_ca_file), 0, "", CONF_PATH, 0, 0},
-    {"sync", "schemas", CONF_STR, F(sync_schemas), 0, "", CONF_PATH, 0, 0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

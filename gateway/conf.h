@@ -52,6 +52,8 @@ struct conf {
 	char *admin_notes;   /* may be NULL */
 	char *manifest_path; /* "/ewp/manifest.xml" */
 	int date_window;     /* seconds, >= 300 */
+	char *factsheet;     /* Mobility Factsheet file; "" when the API is not served */
+	char *schema_dir;    /* ewpd's own XML Schemas (ewp-schemas/ once installed) */
 
 	/* [keys] */
 	char *keys_dir;
@@ -82,7 +84,6 @@ struct conf {
 	int sync_interval;  /* seconds between runs; 0: only `ewpctl sync` */
 	int sync_timeout;   /* seconds per partner request */
 	char *sync_ca_file; /* PEM trust anchors for partners; NULL: system store */
-	char *sync_schemas; /* our XSDs; "": the installed ones */
 };
 
 /* NULL with "path:line: reason" in err on any problem. */

@@ -22,6 +22,7 @@
 #include "registry.h"
 
 struct db_pool;
+struct factsheet;
 struct msglog;
 struct event_base;
 struct server;
@@ -46,6 +47,8 @@ struct ewpd {
 	struct msglog *msglog; /* ewp.message_log writer; NULL without database */
 	struct buf manifest;   /* the Discovery manifest, rebuilt on reload */
 	unsigned inflight;     /* requests accepted and not yet answered */
+	/* NULL when [ewp] factsheet is not set */
+	struct factsheet *factsheet;
 	bool draining;
 	int worker_id;
 };

@@ -17,6 +17,7 @@
 #define EWP_MAX_PARAMS          1000               /* form parameters in one request */
 #define EWP_MAX_XML_DEPTH       64                 /* element nesting accepted in XML */
 #define EWP_MAX_CATALOGUE_BYTES (64 * 1024 * 1024)
+#define EWP_MAX_FACTSHEET_BYTES (1024 * 1024) /* the [ewp] factsheet file */
 
 #define EWP_DATE_WINDOW_SECS 300 /* |now - Date| accepted, spec minimum */
 

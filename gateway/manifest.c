@@ -109,7 +109,8 @@ manifest_build(const struct conf *c, const struct keys_priv *client, const struc
 		rc = rc ?: xmlw_elem(out, "ewp:admin-notes", c->admin_notes);
 	rc = rc ?: buf_addstr(out, "<r:apis-implemented>");
 	for (size_t i = 0; api_table[i] && rc == 0; i++)
-		rc = api_table[i]->manifest(api_table[i], c, out);
+		if (api_enabled(api_table[i], c))
+			rc = api_table[i]->manifest(api_table[i], c, out);
 	rc = rc ?: buf_addstr(out, "</r:apis-implemented>");
 	rc = rc ?: manifest_hei(c, out);
 	if (rc == -1)

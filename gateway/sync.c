@@ -18,10 +18,6 @@
 #include "xmalloc.h"
 #include "xml.h"
 
-#ifndef EWP_SCHEMA_DIR
-#define EWP_SCHEMA_DIR "/usr/local/share/ewpd/schemas"
-#endif
-
 /* pg_advisory_lock key of the sync: one run per database at a time */
 #define SYNC_LOCK_KEY "7270411301"
 
@@ -150,9 +146,7 @@ sync_setup(struct sync *s, const struct sync_opts *o, char *err, size_t errlen)
 	char *path;
 	bool locked;
 
-	const char *schemas = o->schema_dir        ? o->schema_dir
-	                      : c->sync_schemas[0] ? c->sync_schemas
-	                                           : EWP_SCHEMA_DIR;
+	const char *schemas = o->schema_dir ? o->schema_dir : c->schema_dir;
 
 	s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : c->sync_timeout * 1000L;
 	s->body_max = (size_t)c->message_body_max;

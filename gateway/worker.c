@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "db.h"
+#include "factsheet.h"
 #include "log.h"
 #include "manifest.h"
 #include "msglog.h"
@@ -80,6 +81,9 @@ worker_assets_load(const char *path, const struct conf *running, struct worker_a
 		goto fail;
 	if (manifest_build(a->conf, a->client_key, a->server_key, &a->manifest, err, errlen) == -1)
 		goto fail;
+	if (a->conf->factsheet[0] != '\0' &&
+	    (a->factsheet = factsheet_load(a->conf, err, errlen)) == NULL)
+		goto fail;
 	return 0;
 fail:
 	worker_assets_free(a);
@@ -94,6 +98,7 @@ worker_assets_free(struct worker_assets *a)
 	keys_priv_free(a->server_key);
 	SSL_CTX_free(a->tls);
 	buf_free(&a->manifest);
+	factsheet_free(a->factsheet);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -105,13 +110,15 @@ worker_adopt(struct ewpd *d, struct worker_assets *a)
 	                            .client_key = d->client_key,
 	                            .server_key = d->server_key,
 	                            .tls = d->tls,
-	                            .manifest = d->manifest};
+	                            .manifest = d->manifest,
+	                            .factsheet = d->factsheet};
 
 	d->conf = a->conf;
 	d->client_key = a->client_key;
 	d->server_key = a->server_key;
 	d->tls = a->tls;
 	d->manifest = a->manifest;
+	d->factsheet = a->factsheet;
 	memset(a, 0, sizeof(*a));
 	worker_assets_free(&old);
 	log_set_level(d->conf->log_level);
@@ -281,7 +288,8 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	                             .client_key = w.d.client_key,
 	                             .server_key = w.d.server_key,
 	                             .tls = w.d.tls,
-	                             .manifest = w.d.manifest};
+	                             .manifest = w.d.manifest,
+	                             .factsheet = w.d.factsheet};
 	worker_assets_free(&left);
 	event_base_free(w.d.base);
 	log_debug("worker %d stopped", id);

@@ -2,7 +2,7 @@
  * worker.h - a worker process: one libevent loop serving HTTP.
  *
  * The assets of a configuration (the parsed file, our two keys, the TLS
- * context and the manifest) are loaded together by worker_assets_load, so
+ * context, the manifest and the factsheet) are loaded together by worker_assets_load, so
  * that the supervisor can check a new configuration exactly as a worker
  * will apply it, and a reload swaps all of them or none.
  */
@@ -17,12 +17,15 @@
 #include "metrics.h"
 #include "nonce.h"
 
+struct factsheet;
+
 struct worker_assets {
 	struct conf *conf;
 	struct keys_priv *client_key;
 	struct keys_priv *server_key;
 	SSL_CTX *tls;
 	struct buf manifest;
+	struct factsheet *factsheet; /* NULL when [ewp] factsheet is not set */
 };
 
 /*

@@ -19,6 +19,7 @@ const struct api_entry *const api_table[] = {
     &api_ounits_entry,
     &api_course_replication_entry,
     &api_courses_entry,
+    &api_factsheet_entry, /* only when [ewp] factsheet is set */
     NULL,
 };
 
@@ -39,6 +40,12 @@ api_manifest_http_security(struct buf *out)
 	                       "</http-security>");
 }
 
+bool
+api_enabled(const struct api_entry *e, const struct conf *c)
+{
+	return e->enabled == NULL || e->enabled(c);
+}
+
 static const char *
 api_path(const struct api_entry *e, const struct conf *c)
 {
@@ -49,7 +56,8 @@ static const struct api_entry *
 api_find(const struct req *rq)
 {
 	for (size_t i = 0; api_table[i]; i++)
-		if (strcmp(rq->path, api_path(api_table[i], rq->d->conf)) == 0)
+		if (strcmp(rq->path, api_path(api_table[i], rq->d->conf)) == 0 &&
+		    api_enabled(api_table[i], rq->d->conf))
 			return api_table[i];
 	return NULL;
 }

@@ -33,9 +33,15 @@ struct api_entry {
 	void (*handle)(struct req *rq);
 	/* Writes the <name ...>...</name> manifest entry. */
 	int (*manifest)(const struct api_entry *e, const struct conf *c, struct buf *out);
+	/* NULL: always served. Otherwise the API is served and advertised
+	 * only when this says so for the configuration (e.g. its data is set). */
+	bool (*enabled)(const struct conf *c);
 };
 
 extern const struct api_entry *const api_table[];
+
+/* Whether e is served (and in the manifest) under configuration c. */
+bool api_enabled(const struct api_entry *e, const struct conf *c);
 
 /* n decimal digits at s into *out; false if any is not a digit (date parsing). */
 bool api_digits(const char *s, size_t n, int *out);
@@ -51,5 +57,6 @@ extern const struct api_entry api_institutions_entry;
 extern const struct api_entry api_ounits_entry;
 extern const struct api_entry api_course_replication_entry;
 extern const struct api_entry api_courses_entry;
+extern const struct api_entry api_factsheet_entry;
 
 #endif

@@ -266,7 +266,8 @@ itest(() => b, 'ewpd runs the sync on its schedule and on SIGUSR1, in a child pr
   conf.server = { ...conf.server, listen: `127.0.0.1:${port}`, tls: 'off', tls_cert: '', tls_key: '',
     public_url: `http://127.0.0.1:${port}`, workers: '1' };
   conf.registry = { ...conf.registry, url: `file://${a.cache}`, cache: path.join(a.dir, 'daemon-cache.xml') };
-  conf.sync = { interval: '2s', timeout: '10s', ca_file: b.tlsFiles.cert, schemas: path.join(REPO_ROOT, 'ewp-schemas') };
+  conf.sync = { interval: '2s', timeout: '10s', ca_file: b.tlsFiles.cert };
+  conf.ewp = { ...conf.ewp, schema_dir: path.join(REPO_ROOT, 'ewp-schemas') };
   const confPath = path.join(a.dir, 'ewpd-daemon.conf');
   fs.writeFileSync(confPath, renderConf(conf));
   const logPath = path.join(a.dir, 'ewpd-daemon.log');
