@@ -655,12 +655,14 @@ else
 		say "  probe: $p (10 <hei> elements)"
 		say "  each request asks for 10 consecutive ids of the $N_INST (p1..p$N_INST.partners.bench.example);"
 		say "  each HEI: 2 names, 2 addresses, 2 contacts, 3 units; answer ~$(wc -c <"$tmp/inst-body.xml") bytes"
+		declare -A rss0=()
+		for w in $(children_of "$master"); do rss0[$w]=$(hwm "$w" VmRSS); done
 		WRK_OPTS="expect=<hei>:10"
 		ewpd_run inst "" "$DUR_INST" "$N_INST_REQS" "${inst_gen[@]}"
 		WRK_OPTS=
 		for w in $(children_of "$master"); do
 			r=$(hwm "$w" VmRSS)
-			say "  worker $w after the run: RSS $r MB (peak $(hwm "$w" VmHWM) MB)"
+			say "  worker $w: RSS ${rss0[$w]:-?} MB before the run, $r MB after (peak $(hwm "$w" VmHWM) MB)"
 			inst_rss_max=$(calc '%.1f' '(a > b) ? a : b' a="${inst_rss_max:-0}" b="$r")
 		done
 	else
