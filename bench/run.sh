@@ -39,7 +39,7 @@ if [ -z "${BENCH_LOG:-}" ]; then
 	mkdir -p bench/out
 	stamp=$(date -u +%Y%m%dT%H%M%SZ)
 	export BENCH_LOG="$top/bench/out/bench-$stamp.log" BENCH_RESULTS="$top/bench/out/results-$stamp.tsv"
-	"$0" "$@" 2>&1 | tee "$BENCH_LOG"
+	"$top/bench/run.sh" "$@" 2>&1 | tee "$BENCH_LOG"
 	rc=${PIPESTATUS[0]}
 	printf '(output kept in %s; figures in %s)\n' "${BENCH_LOG#"$top"/}" "${BENCH_RESULTS#"$top"/}"
 	exit "$rc"
