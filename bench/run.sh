@@ -1010,7 +1010,7 @@ say "(bench took $(($(date +%s) - START)) s)"
 	printf 'sync_partners\t%s\nsync_ok\t%s\nsync_wall_s\t%s\nsync_exchanges\t%s\n' "$N_INST" "$(na "$sync_ok")" "$(na "$sync_wall")" "$(na "$sync_exch")"
 	printf 'sync_exchanges_per_s\t%s\nsync_over_ceiling\t%s\nsync_over_sequential_ceiling\t%s\n' "$(na "$sync_rate")" "$(na "$r_sync")" "$(na "$r_sync_seq")"
 	printf 'sync_partner_handlers_s\t%s\nsync_ewpctl_cpu_s\t%s\nsync_pg_syncer_cpu_s\t%s\nsync_waiting_s\t%s\n' \
-		"$(na "${h_sum:-}")" "$(na "${ewpctl_cpu:-}")" "$(na "${pg_syncer:-}")" "$(na "${sync_rest:-}")"
+		"$(calc '%.2f' 'x' x="${h_sum:-}")" "$(na "${ewpctl_cpu:-}")" "$(na "${pg_syncer:-}")" "$(na "${sync_rest:-}")"
 	printf 'failed_steps\t%s\n' "$FAILS"
 } >"${BENCH_RESULTS:-/dev/null}"
 if [ "$FAILS" -gt 0 ]; then
