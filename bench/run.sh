@@ -6,23 +6,44 @@
 #   1. RSA-2048 sign/verify rate (openssl speed), x cores = signing ceiling
 #   2. signed Echo (Accept-Signature: rsa-sha256) req/s vs that ceiling
 #   3. verify-only Echo req/s vs nginx serving a static file of the same size
-#   4. p50/p99 latency of both ewpd runs
+#   4. Institutions get, 10 hei_id per signed GET, signed response, from
+#      PostgreSQL on 127.0.0.1: req/s vs the signing ceiling and vs signed
+#      Echo, p50/p99, worker RSS, PostgreSQL CPU
 #   5. peak RSS (VmHWM) of the ewpd master and of each worker
 #   6. load + index time of a synthetic 5,000-HEI catalogue
-# ewpd serves with that synthetic catalogue plus the bench's own two hosts
-# (when bench/gen-catalogue.mjs is present), so its memory is realistic.
+#   7. `ewpctl sync institutions` of 1,000 partners served by a local ewpd
+#      (TLS) from a synthetic catalogue: wall time, signed exchanges/s vs
+#      the signing ceiling, where the time goes, row counts checked
+# p50/p99 latency is given for every wrk run. ewpd serves with that
+# synthetic catalogue plus the bench's own two hosts (when
+# bench/gen-catalogue.mjs is present), so its memory is realistic.
 #
-# Loopback only; starts its own ewpd and nginx and stops them by PID; all
-# files live in a temp dir removed at exit. A failing step is reported and
-# the others still run. Tunables (environment): BENCH_DURATION (5s, signed
-# run), BENCH_VERIFY_DURATION (3s, verify-only and nginx runs: each request
-# must be signed beforehand, and 5 s would need ~300,000 of them),
-# BENCH_THREADS (2), BENCH_CONNS (50), BENCH_SIGNED_REQS (40000),
-# BENCH_VERIFY_REQS (200000), BENCH_HEIS (5000), BUILD (build).
+# Loopback only; starts its own ewpd, nginx and PostgreSQL and stops them by
+# PID; all files live in a temp dir removed at exit. A failing step is
+# reported and the others still run; the script exits 1 when any step
+# FAILED (a wrong status or body in a wrk run, a sync that left rows
+# behind...). Tunables (environment): BENCH_DURATION (5s, signed run),
+# BENCH_VERIFY_DURATION (3s, verify-only and nginx runs: each request must
+# be signed beforehand, and 5 s would need ~300,000 of them),
+# BENCH_INST_DURATION (5s), BENCH_THREADS (2), BENCH_CONNS (50),
+# BENCH_SIGNED_REQS (40000), BENCH_VERIFY_REQS (200000), BENCH_INST_REQS
+# (20000), BENCH_INSTITUTIONS (1000: seeded, asked for and synced),
+# BENCH_SYNC_HOSTS (10), BENCH_HEIS (5000), BUILD (build).
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
+# Everything printed is kept in bench/out/bench-<UTC time>.log (bench/out/
+# is git-ignored), and the headline figures in results-<UTC time>.tsv.
+if [ -z "${BENCH_LOG:-}" ]; then
+	mkdir -p bench/out
+	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	export BENCH_LOG="$top/bench/out/bench-$stamp.log" BENCH_RESULTS="$top/bench/out/results-$stamp.tsv"
+	"$top/bench/run.sh" "$@" 2>&1 | tee "$BENCH_LOG"
+	rc=${PIPESTATUS[0]}
+	printf '(output kept in %s; figures in %s)\n' "${BENCH_LOG#"$top"/}" "${BENCH_RESULTS#"$top"/}"
+	exit "$rc"
+fi
 BUILD=${BUILD:-build}
 ewpd="$top/$BUILD/ewpd"
 ewpctl="$top/$BUILD/ewpctl"
@@ -34,11 +55,17 @@ CONNS=${BENCH_CONNS:-50}
 N_SIGNED=${BENCH_SIGNED_REQS:-40000}
 N_VERIFY=${BENCH_VERIFY_REQS:-200000}
 N_HEIS=${BENCH_HEIS:-5000}
+DUR_INST=${BENCH_INST_DURATION:-5s}
+N_INST_REQS=${BENCH_INST_REQS:-20000}
+N_INST=${BENCH_INSTITUTIONS:-1000}
+SYNC_HOSTS=${BENCH_SYNC_HOSTS:-10}
 HZ=$(getconf CLK_TCK)
 START=$(date +%s)
 
 tmp=$(mktemp -d /tmp/ewpd-bench.XXXXXX) || exit 1
 started=() # PIDs of the daemons this script started, and only those
+pgpid=     # the postmaster this script started (pg_ctl daemonises it)
+FAILS=0    # steps that FAILED: the exit status is 1 when any did
 
 stop_pid() { # PID: SIGTERM, wait up to 5 s, then SIGKILL
 	local pid=$1 i=0 keep=() p
@@ -59,11 +86,30 @@ stop_pid() { # PID: SIGTERM, wait up to 5 s, then SIGKILL
 	return 0
 }
 
+# The postmaster is no child of ours: SIGINT (fast shutdown), wait up to
+# 10 s, then SIGQUIT (immediate shutdown).
+pg_stop() {
+	local pid=$pgpid i=0
+	[ -n "$pid" ] || return 0
+	pgpid=
+	kill -INT "$pid" 2>/dev/null
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "  (postmaster $pid still up after 10 s: SIGQUIT)"
+		kill -QUIT "$pid" 2>/dev/null
+	fi
+	return 0
+}
+
 cleanup() {
 	local pid
 	for pid in "${started[@]+"${started[@]}"}"; do
 		stop_pid "$pid"
 	done
+	pg_stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -71,7 +117,10 @@ trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*"; }
 hdr() { printf '\n== %s\n' "$*"; }
-fail() { printf '  FAILED: %s\n' "$*"; }
+fail() {
+	printf '  FAILED: %s\n' "$*"
+	FAILS=$((FAILS + 1))
+}
 # awk arithmetic on possibly missing values: prints n/a when any arg is empty.
 calc() { # FORMAT EXPR VAR=VALUE...
 	local fmt=$1 expr=$2
@@ -87,9 +136,11 @@ calc() { # FORMAT EXPR VAR=VALUE...
 free_port() {
 	node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
 }
-wait_http() { # URL [SECONDS]: until it answers 200 (default 10 s)
-	local i=0 max=$((${2:-10} * 10))
-	until curl -sf -o /dev/null "$1"; do
+wait_http() { # URL [SECONDS [CURL_ARGS...]]: until it answers 200 (default 10 s)
+	local url=$1 i=0 max=$((${2:-10} * 10))
+	shift
+	[ $# -gt 0 ] && shift
+	until curl -sf -o /dev/null "$@" "$url"; do
 		i=$((i + 1))
 		[ $i -gt $max ] && return 1
 		sleep 0.1
@@ -169,6 +220,83 @@ if [ -f bench/gen-catalogue.mjs ]; then
 	fi
 else
 	say "  not available: bench/gen-catalogue.mjs is missing (ewpd gets a 2-host catalogue)"
+fi
+
+# ---------------------------------------------------------------- database
+# One throwaway cluster on 127.0.0.1 (TCP, as a database on another host
+# would be reached; fsync off as in the tests): database "bench" holds the
+# synthetic partners, served by the bench node (step 4) and by the partner
+# node of the sync (step 7); database "syncer" is the syncing side's.
+hdr "PostgreSQL: throwaway cluster on 127.0.0.1, $N_INST synthetic institutions"
+pg_ok=no pgci=
+pgbin=
+for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && pgbin=$d; done
+as_pg() { # initdb refuses root: the cluster runs as postgres then
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+# CPU ticks of the cluster: the postmaster with its reaped children (a
+# backend that ended in between) and its live children.
+pg_ticks() {
+	[ -n "$pgpid" ] || return 0
+	local f kids
+	f=$(sed 's/^.*) //' "/proc/$pgpid/stat" 2>/dev/null) || return 0
+	kids=$(children_of "$pgpid")
+	set -- $f
+	# shellcheck disable=SC2086 # one PID per word
+	echo $((${12} + ${13} + ${14} + ${15} + $(cpu_ticks $kids)))
+}
+pgsql() { # DB SQL...: psql, unaligned, tuples only, stop at the first error
+	local db=$1
+	shift
+	psql "$pgci dbname=$db" -X -q -A -t -v ON_ERROR_STOP=1 "$@"
+}
+if [ -z "$pgbin" ] || ! command -v psql >/dev/null; then
+	say "  skipped: PostgreSQL server binaries or psql not found (apt-get install postgresql):"
+	say "  steps 4 and 7 are skipped"
+elif [ ! -x "$ewpctl" ]; then
+	fail "$ewpctl not built: no database steps"
+else
+	chmod 755 "$tmp" # the postgres user must reach its directory
+	pgdir="$tmp/pg"
+	mkdir -p "$pgdir"
+	[ "$(id -u)" = 0 ] && chown postgres "$pgdir"
+	pgport=$(free_port)
+	t0=$(now)
+	if ! as_pg "$pgbin/initdb" -D "$pgdir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C \
+		>"$tmp/initdb.log" 2>&1; then
+		fail "initdb:"
+		tail -5 "$tmp/initdb.log"
+	elif ! as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -w -l "$pgdir/server.log" \
+		-o "-k $pgdir -p $pgport -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" \
+		start >/dev/null 2>&1; then
+		fail "pg_ctl start:"
+		tail -5 "$pgdir/server.log"
+		pgpid=$(head -1 "$pgdir/data/postmaster.pid" 2>/dev/null)
+	else
+		pgpid=$(head -1 "$pgdir/data/postmaster.pid")
+		pgci="hostaddr=127.0.0.1 port=$pgport user=postgres"
+		if pgsql postgres -c 'CREATE DATABASE bench' -c 'CREATE DATABASE syncer' &&
+			"$ewpctl" migrate --dir sql --conninfo "$pgci dbname=bench" >"$tmp/migrate.log" 2>&1 &&
+			"$ewpctl" migrate --dir sql --conninfo "$pgci dbname=syncer" >>"$tmp/migrate.log" 2>&1 &&
+			pgsql bench -v n="$N_INST" -f bench/seed-institutions.sql >"$tmp/seed.log" 2>&1; then
+			read -r n_e n_u n_a n_c < <(pgsql bench -F ' ' -c "
+				SELECT (SELECT count(*) FROM smile.etablissement),
+				       (SELECT count(*) FROM smile.composante),
+				       (SELECT count(*) FROM smile.address),
+				       (SELECT count(*) FROM smile.contact)")
+			say "  postmaster pid $pgpid, 127.0.0.1:$pgport; databases bench and syncer migrated"
+			say "  bench: $n_e institutions, $n_u units, $n_a addresses, $n_c contacts (bench/seed-institutions.sql);"
+			say "  ready after $(calc '%.1f' 'b - a' a="$t0" b="$(now)") s"
+			if [ "$n_e" = "$N_INST" ]; then
+				pg_ok=yes
+			else
+				fail "the seed made $n_e institutions instead of $N_INST"
+			fi
+		else
+			fail "creating, migrating or seeding the databases:"
+			cat "$tmp/migrate.log" "$tmp/seed.log" 2>/dev/null | tail -10
+		fi
+	fi
 fi
 
 # ---------------------------------------------------------------- ewpd node
@@ -269,6 +397,7 @@ url = file://$tmp/node/catalogue.xml
 refresh = 3h
 cache = catalogue.cache.xml
 CONF
+	[ $pg_ok = yes ] && printf '[database]\nconninfo = %s dbname=bench\n' "$pgci" >>"$tmp/node/ewpd.conf"
 	if ! "$ewpd" -n -c "$tmp/node/ewpd.conf" >"$tmp/node/check.log" 2>&1; then
 		fail "ewpd -n rejects the bench configuration:"
 		cat "$tmp/node/check.log"
@@ -295,6 +424,7 @@ CONF
 	fi
 fi
 
+hwm() { awk -v k="$2:" '$1 == k { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; } # PID VmHWM|VmRSS: MB
 probe() { # extra signreqs args...
 	node bench/signreqs.mjs probe --key "$tmp/node/keys/partner.pem" --host "127.0.0.1:$port" "$@"
 }
@@ -323,14 +453,17 @@ metrics_diff() { # BEFORE AFTER: the counters that moved
 }
 
 # ---------------------------------------------------------------- wrk runs
-# run_wrk NAME DURATION URL "PREFIX [cycle]" SERVER_PIDS...: sets W_<NAME>_{rps,
-# p50,p99,non2xx,errors,overflow,wall,srv_cpu,wrk_cpu,busy}.
+# run_wrk NAME DURATION URL "PREFIX [OPTION...]" SERVER_PIDS...: sets W_<NAME>_{rps,
+# p50,p99,non2xx,errors,overflow,wall,srv_cpu,wrk_cpu,pg_cpu,busy,other,statuses}.
+# OPTIONs are wrk-replay.lua's (cycle, expect=S:N). Every response must be
+# a 200 (and, with expect=, every body checked must match): else FAILED.
 run_wrk() {
 	local name=$1 dur=$2 url=$3 sargs=$4
 	shift 4
-	local out="$tmp/wrk-$name.out" t0 t1 c0 c1 s0 s1 m0 m1
+	local out="$tmp/wrk-$name.out" t0 t1 c0 c1 s0 s1 m0 m1 g0 g1
 	c0=$(child_ticks)
 	s0=$(cpu_ticks "$@")
+	g0=$(pg_ticks)
 	m0=$(machine_ticks)
 	t0=$(now)
 	# shellcheck disable=SC2086
@@ -338,10 +471,33 @@ run_wrk() {
 	local rc=$?
 	t1=$(now)
 	m1=$(machine_ticks)
+	g1=$(pg_ticks)
 	s1=$(cpu_ticks "$@")
 	c1=$(child_ticks)
 	sed 's/^/    /' "$out"
 	[ $rc -eq 0 ] || fail "wrk exited with status $rc"
+	# the status of every response, and the bodies sampled (wrk-replay.lua)
+	local stline statuses checked badbody
+	stline=$(sed -n 's/^STATUS //p' "$out")
+	statuses=${stline% checked=*}
+	checked=$(sed -n 's/.* checked=\([0-9]*\).*/\1/p' <<<"$stline")
+	badbody=$(sed -n 's/.* badbody=\([0-9]*\).*/\1/p' <<<"$stline")
+	printf -v "W_${name}_statuses" '%s' "$statuses"
+	if [ -z "$stline" ]; then
+		fail "no STATUS line from wrk-replay.lua: the statuses were not counted"
+	elif [ -n "$(tr ' ' '\n' <<<"$statuses" | grep -v '^200=' | grep .)" ] || [ -z "$statuses" ]; then
+		fail "not every response was a 200 (status=count: ${statuses:-none}): this run measured errors"
+	fi
+	case " $sargs " in
+	*" expect="*)
+		if [ "${checked:-0}" = 0 ] || [ "${badbody:-1}" != 0 ]; then
+			fail "bodies checked: ${checked:-0}, of which ${badbody:-?} without the expected content (${sargs#* })"
+		else
+			say "  statuses: $statuses; $checked bodies checked (every 50th), all with ${sargs#* }"
+		fi
+		;;
+	*) say "  statuses: $statuses" ;;
+	esac
 	local rps p50 p99 non2xx errors used avail overflow
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
 	# Latency Distribution lines: "50%  812.00us" -> milliseconds
@@ -359,13 +515,15 @@ run_wrk() {
 	printf -v "W_${name}_non2xx" '%s' "${non2xx:-0}"
 	printf -v "W_${name}_errors" '%s' "${errors:-none}"
 	printf -v "W_${name}_overflow" '%s' "${overflow:-}"
-	local wall srv wrkc
+	local wall srv wrkc pgc=0
 	wall=$(calc '%.3f' 'b - a' a="$t0" b="$t1")
 	srv=$(calc '%.2f' '(b - a) / hz' a="$s0" b="$s1" hz="$HZ")
 	wrkc=$(calc '%.2f' '(b - a) / hz' a="$c0" b="$c1" hz="$HZ")
+	[ -n "$g0" ] && [ -n "$g1" ] && pgc=$(calc '%.2f' '(b - a) / hz' a="$g0" b="$g1" hz="$HZ")
 	printf -v "W_${name}_wall" '%s' "$wall"
 	printf -v "W_${name}_srv_cpu" '%s' "$srv"
 	printf -v "W_${name}_wrk_cpu" '%s' "$wrkc"
+	printf -v "W_${name}_pg_cpu" '%s' "$pgc"
 	say "  replayed: ${used:-?} of ${avail:-?} pre-signed requests handed out, overflow ${overflow:-?}"
 	if [ "${overflow:-0}" != 0 ]; then
 		fail "wrk needed more requests than were generated (${overflow} fell back to GET /healthz): req/s is mixed and not reported; raise the request count or shorten the run"
@@ -374,20 +532,23 @@ run_wrk() {
 	fi
 	local busy other
 	busy=$(calc '%.0f' '100 * (b1 - b0) / (t1 - t0)' b0="${m0% *}" t0="${m0#* }" b1="${m1% *}" t1="${m1#* }")
-	other=$(calc '%.0f' '(b - 100 * (s + w) / (wa * n) > 0.5) ? b - 100 * (s + w) / (wa * n) : 0' b="$busy" s="$srv" w="$wrkc" wa="$wall" n="$NPROC")
+	other=$(calc '%.0f' '(b - 100 * (s + w + g) / (wa * n) > 0.5) ? b - 100 * (s + w + g) / (wa * n) : 0' b="$busy" s="$srv" w="$wrkc" g="$pgc" wa="$wall" n="$NPROC")
 	printf -v "W_${name}_busy" '%s' "$busy"
 	printf -v "W_${name}_other" '%s' "$other"
-	say "  CPU over ${wall}s wall x $NPROC cores: server $srv s ($(calc '%.0f%%' '100 * s / (w * n)' s="$srv" w="$wall" n="$NPROC")), wrk $wrkc s ($(calc '%.0f%%' '100 * s / (w * n)' s="$wrkc" w="$wall" n="$NPROC")); machine busy ${busy}%, of which other processes ~${other}%"
+	local pgsay=
+	[ "$pgc" != 0 ] && [ "$pgc" != 0.00 ] && pgsay=", PostgreSQL $pgc s ($(calc '%.0f%%' '100 * s / (w * n)' s="$pgc" w="$wall" n="$NPROC"))"
+	say "  CPU over ${wall}s wall x $NPROC cores: server $srv s ($(calc '%.0f%%' '100 * s / (w * n)' s="$srv" w="$wall" n="$NPROC")), wrk $wrkc s ($(calc '%.0f%%' '100 * s / (w * n)' s="$wrkc" w="$wall" n="$NPROC"))$pgsay; machine busy ${busy}%, of which other processes ~${other}%"
 	case $other in n/a) ;; *) [ "$other" -gt 10 ] && say "  NOTE: other processes took ${other}% of the machine during this run: the figures are depressed" ;; esac
 	[ -n "$rps" ] || fail "no Requests/sec in wrk's output"
 }
 
 ewpd_pids() { echo "$master" "$(children_of "$master" | xargs)"; }
 
-ewpd_run() { # NAME LABEL DURATION COUNT [--accept-signature]
+# WRK_OPTS: extra wrk-replay.lua options (expect=S:N) for the next run.
+ewpd_run() { # NAME LABEL DURATION COUNT [signreqs.mjs gen options...]
 	local name=$1 label=$2 dur=$3 count=$4
 	shift 4
-	hdr "$label"
+	[ -n "$label" ] && hdr "$label"
 	if [ $node_ok != yes ] || [ $have_wrk != yes ]; then
 		say "  skipped (ewpd not serving or wrk missing)"
 		return
@@ -401,7 +562,7 @@ ewpd_run() { # NAME LABEL DURATION COUNT [--accept-signature]
 	sed "s/^/  /" "$tmp/gen-$name.log"
 	metrics_snap "$tmp/m0"
 	# shellcheck disable=SC2046 # one PID per word
-	run_wrk "$name" "$dur" "http://127.0.0.1:$port/" "$tmp/reqs-$name" $(ewpd_pids)
+	run_wrk "$name" "$dur" "http://127.0.0.1:$port/" "$tmp/reqs-$name${WRK_OPTS:+ $WRK_OPTS}" $(ewpd_pids)
 	rm -f "$tmp/reqs-$name".*
 	metrics_snap "$tmp/m1"
 	say "  ewpd counters that moved (/metrics):"
@@ -481,11 +642,38 @@ NGINX
 	stop_pid "$npid"
 fi
 
+# ---------------------------------------------------------------- 4. Institutions
+hdr "4. Institutions get: 10 hei_id per signed GET, signed response, PostgreSQL on 127.0.0.1"
+inst_rss_max=
+if [ $pg_ok != yes ]; then
+	say "  skipped (no database: see above)"
+elif [ $node_ok != yes ] || [ $have_wrk != yes ]; then
+	say "  skipped (ewpd not serving or wrk missing)"
+else
+	inst_gen=(--path /ewp/institutions --hei-ids "$N_INST" --per-request 10 --accept-signature)
+	if p=$(probe "${inst_gen[@]}" --expect '<hei>:10' --body-out "$tmp/inst-body.xml"); then
+		say "  probe: $p (10 <hei> elements)"
+		say "  each request asks for 10 consecutive ids of the $N_INST (p1..p$N_INST.partners.bench.example);"
+		say "  each HEI: 2 names, 2 addresses, 2 contacts, 3 units; answer ~$(wc -c <"$tmp/inst-body.xml") bytes"
+		declare -A rss0=()
+		for w in $(children_of "$master"); do rss0[$w]=$(hwm "$w" VmRSS); done
+		WRK_OPTS="expect=<hei>:10"
+		ewpd_run inst "" "$DUR_INST" "$N_INST_REQS" "${inst_gen[@]}"
+		WRK_OPTS=
+		for w in $(children_of "$master"); do
+			r=$(hwm "$w" VmRSS)
+			say "  worker $w: RSS ${rss0[$w]:-?} MB before the run, $r MB after (peak $(hwm "$w" VmHWM) MB)"
+			inst_rss_max=$(calc '%.1f' '(a > b) ? a : b' a="${inst_rss_max:-0}" b="$r")
+		done
+	else
+		fail "a signed Institutions request is refused or incomplete ($p)"
+	fi
+fi
+
 # ---------------------------------------------------------------- 5. RSS
 hdr "5. peak RSS (VmHWM) after the runs"
 rss_master='' rss_worker_max=''
 if [ -n "$master" ] && kill -0 "$master" 2>/dev/null; then
-	hwm() { awk -v k="$2:" '$1 == k { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
 	rss_master=$(hwm "$master" VmHWM)
 	say "  master $master: peak ${rss_master} MB (now $(hwm "$master" VmRSS) MB)"
 	for w in $(children_of "$master"); do
@@ -537,6 +725,220 @@ else
 	fi
 fi
 
+# ---------------------------------------------------------------- 7. sync
+# A partner node (ewpd, TLS on, the "bench" database) answers Institutions
+# and OUnits for every HEI of the synthetic catalogue; the syncing side is
+# `ewpctl sync institutions` with its own keys and the "syncer" database.
+hdr "7. institution sync: $N_INST partners served by a local ewpd (TLS), $SYNC_HOSTS hosts in the catalogue"
+sync_wall='' sync_exch='' sync_ok=''
+if [ $pg_ok != yes ]; then
+	say "  skipped (no database: see above)"
+elif [ ! -x "$ewpd" ] || [ ! -x "$ewpctl" ]; then
+	fail "$ewpd or $ewpctl not built"
+else
+	sd="$tmp/sync"
+	mkdir -p "$sd/keys" "$sd/tls" && chmod 700 "$sd/keys"
+	pport=$(free_port)
+	sync_setup=yes
+	for k in syncer-client syncer-server partner-client partner-server; do
+		"$ewpctl" keys generate --dir "$sd/keys" "$k" >/dev/null 2>&1 || { sync_setup=no; fail "ewpctl keys generate $k"; }
+	done
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$sd/tls/key.pem" -out "$sd/tls/cert.pem" 2>/dev/null || { sync_setup=no; fail "openssl req (TLS certificate)"; }
+	if [ $sync_setup = yes ]; then
+		if node bench/sync-catalogue.mjs --heis "$N_INST" --hosts "$SYNC_HOSTS" \
+			--base "https://localhost:$pport" --partner-server-key "$sd/keys/partner-server.pem.pub" \
+			--syncer-client-key "$sd/keys/syncer-client.pem.pub" --syncer-hei sync.bench.example \
+			--out "$sd/catalogue.xml" >"$sd/gen.log" 2>&1; then
+			sed 's/^/  /' "$sd/gen.log"
+		else
+			sync_setup=no
+			fail "sync-catalogue.mjs:"
+			tail -5 "$sd/gen.log"
+		fi
+	fi
+	cat >"$sd/partner.conf" <<CONF
+[server]
+listen = 127.0.0.1:$pport
+tls = on
+tls_cert = tls/cert.pem
+tls_key = tls/key.pem
+workers = $NPROC
+public_url = https://localhost:$pport
+metrics = on
+[log]
+level = warn
+[ewp]
+hei_id = partners.bench.example
+hei_name = Bench partner node
+hei_name_lang = en
+admin_email = ewp-admin@partners.bench.example
+[keys]
+keys_dir = keys
+client_key = partner-client.pem
+server_key = partner-server.pem
+[registry]
+url = file://$sd/catalogue.xml
+refresh = 3h
+cache = partner-catalogue.cache.xml
+[database]
+conninfo = $pgci dbname=bench
+CONF
+	# the syncing node: reads the catalogue from its cache file
+	cat >"$sd/syncer.conf" <<CONF
+[server]
+tls = off
+public_url = https://sync.bench.example
+[ewp]
+hei_id = sync.bench.example
+hei_name = SMILE Bench University
+hei_name_lang = en
+admin_email = ewp-admin@sync.bench.example
+[keys]
+keys_dir = keys
+client_key = syncer-client.pem
+server_key = syncer-server.pem
+[registry]
+url = file://$sd/catalogue.xml
+cache = catalogue.xml
+[database]
+conninfo = $pgci dbname=syncer
+CONF
+	pmaster=
+	if [ $sync_setup != yes ]; then
+		:
+	elif ! "$ewpd" -n -c "$sd/partner.conf" >"$sd/check.log" 2>&1; then
+		fail "ewpd -n rejects the partner configuration:"
+		cat "$sd/check.log"
+	else
+		"$ewpd" -c "$sd/partner.conf" >"$sd/partner.log" 2>&1 &
+		pmaster=$!
+		started+=("$pmaster")
+		i=0
+		if ! wait_http "https://localhost:$pport/healthz" 60 --cacert "$sd/tls/cert.pem"; then
+			fail "the partner ewpd did not answer /healthz within 60 s; its log:"
+			tail -20 "$sd/partner.log"
+			pmaster=
+		else
+			while [ "$(children_of "$pmaster" | wc -w)" -lt "$NPROC" ] && [ $i -lt 100 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+			say "  partner ewpd pid $pmaster, workers: $(children_of "$pmaster" | xargs), https://localhost:$pport"
+		fi
+	fi
+	if [ -n "$pmaster" ]; then
+		pgsql syncer -c "INSERT INTO smile.etablissement (schac_id, names, is_local)
+			VALUES ('sync.bench.example', '[{\"lang\":\"en\",\"name\":\"SMILE Bench University\"}]', true)"
+		# /metrics lines of the two APIs: counts by status, handler time
+		pmetrics() {
+			curl -sf --cacert "$sd/tls/cert.pem" "https://localhost:$pport/metrics" |
+				grep -E '^ewpd_(requests_total|request_duration_seconds_sum)\{api="(institutions|ounits)"' >"$1"
+		}
+		pmetrics "$sd/m0"
+		# the partner's own PostgreSQL backends (its pool), to split the
+		# cluster's CPU between the partner's queries and the syncing side
+		bench_backends() { pgsql postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = 'bench' AND pid <> pg_backend_pid()"; }
+		declare -A pb0=()
+		for b in $(bench_backends); do pb0[$b]=$(cpu_ticks "$b"); done
+		# shellcheck disable=SC2046 # one PID per word
+		{
+			p0=$(cpu_ticks "$pmaster" $(children_of "$pmaster"))
+			g0=$(pg_ticks)
+			c0=$(child_ticks)
+			m0=$(machine_ticks)
+		}
+		t0=$(now)
+		"$ewpctl" -c "$sd/syncer.conf" sync institutions --cacert "$sd/tls/cert.pem" \
+			--schemas "$top/ewp-schemas" --timeout 30 >"$sd/sync.out" 2>"$sd/sync.err"
+		src=$?
+		t1=$(now)
+		# shellcheck disable=SC2046
+		{
+			m1=$(machine_ticks)
+			c1=$(child_ticks)
+			g1=$(pg_ticks)
+			p1=$(cpu_ticks "$pmaster" $(children_of "$pmaster"))
+		}
+		pmetrics "$sd/m1"
+		pbt=0
+		for b in $(bench_backends); do pbt=$((pbt + $(cpu_ticks "$b") - ${pb0[$b]:-0})); done
+		sync_wall=$(calc '%.2f' 'b - a' a="$t0" b="$t1")
+		sync_ok=$(grep -cE '^[^ ]+ +ok ' "$sd/sync.out")
+		nfailed=$(grep -cE '^[^ ]+ +failed ' "$sd/sync.out")
+		say "  ewpctl sync institutions: exit $src after $sync_wall s; partners ok $sync_ok, failed $nfailed"
+		if [ "$src" != 0 ] || [ "$sync_ok" != "$N_INST" ]; then
+			fail "the sync did not copy all $N_INST partners (exit $src); first failures and stderr:"
+			grep -E ' failed ' "$sd/sync.out" | head -5 | sed 's/^/    /'
+			head -5 "$sd/sync.err" | sed 's/^/    /'
+			tail -5 "$sd/partner.log" | sed 's/^/    /'
+		fi
+		# what the partner served: exchanges by API and status, handler time
+		mdelta() { # REGEX: sum of the deltas of the matching lines
+			awk -v re="$1" 'NR == FNR { b[$1] = $2; next } $1 ~ re { d += $2 - b[$1] } END { printf "%.6f\n", d }' "$sd/m0" "$sd/m1"
+		}
+		n_inst=$(calc '%.0f' 'x' x="$(mdelta 'requests_total\\{api="institutions",status="200"')")
+		n_ou=$(calc '%.0f' 'x' x="$(mdelta 'requests_total\\{api="ounits",status="200"')")
+		n_all=$(calc '%.0f' 'x' x="$(mdelta 'requests_total')")
+		h_sum=$(mdelta 'request_duration_seconds_sum')
+		sync_exch=$n_all
+		say "  signed exchanges (partner /metrics): $n_all = Institutions $n_inst + OUnits $n_ou (status 200);"
+		say "  each: request signed by ewpctl, verified by the partner; response signed by the partner,"
+		say "  verified and schema-validated by ewpctl"
+		[ "$n_all" = "$((n_inst + n_ou))" ] || fail "the partner answered $((n_all - n_inst - n_ou)) requests with another status than 200"
+		[ "$n_inst" = "$N_INST" ] || fail "$n_inst Institutions requests for $N_INST partners"
+		# the rows: the syncing database must hold what the partner serves
+		count_rows() { # DB: institutions, units, addresses, contacts of the synthetic partners
+			pgsql "$1" -F ' ' -c "
+				WITH e AS (SELECT id FROM smile.etablissement WHERE schac_id LIKE '%.partners.bench.example'),
+				     c AS (SELECT c.id FROM smile.composante c JOIN e ON e.id = c.etablissement_id)
+				SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c),
+				       (SELECT count(*) FROM smile.address
+				         WHERE etablissement_id IN (SELECT id FROM e) OR composante_id IN (SELECT id FROM c)),
+				       (SELECT count(*) FROM smile.contact
+				         WHERE etablissement_id IN (SELECT id FROM e) OR composante_id IN (SELECT id FROM c))"
+		}
+		want=$(count_rows bench)
+		got=$(count_rows syncer)
+		say "  partner database: institutions, units, addresses, contacts = ${want// /, }"
+		say "  syncing database:                                          ${got// /, }"
+		if [ -z "$got" ] || [ "$got" != "$want" ] || [ "${got%% *}" != "$N_INST" ]; then
+			fail "the syncing database does not hold the $N_INST partners with all their units, addresses and contacts"
+		fi
+		ewpctl_cpu=$(calc '%.2f' '(b - a) / hz' a="$c0" b="$c1" hz="$HZ")
+		partner_cpu=$(calc '%.2f' '(b - a) / hz' a="$p0" b="$p1" hz="$HZ")
+		sync_pg_cpu=$(calc '%.2f' '(b - a) / hz' a="$g0" b="$g1" hz="$HZ")
+		pg_partner=$(calc '%.2f' 'x / hz' x="$pbt" hz="$HZ")
+		pg_syncer=$(calc '%.2f' 'a - b' a="$sync_pg_cpu" b="$pg_partner")
+		busy=$(calc '%.0f' '100 * (b1 - b0) / (t1 - t0)' b0="${m0% *}" t0="${m0#* }" b1="${m1% *}" t1="${m1#* }")
+		sync_rate=$(calc '%.1f' 'n / w' n="$sync_exch" w="$sync_wall")
+		per_ms=$(calc '%.2f' '1000 * w / n' n="$sync_exch" w="$sync_wall")
+		say "  $sync_rate exchanges/s, $per_ms ms per exchange, $(calc '%.1f' '1000 * w / n' n="$N_INST" w="$sync_wall") ms per partner"
+		say "  where the wall time goes (one exchange at a time, so the parts add up):"
+		rest=$(calc '%.2f' 'w - h - c - g' w="$sync_wall" h="$h_sum" c="$ewpctl_cpu" g="$pg_syncer")
+		part() { say "    $(printf '%-58s %7s s %5s' "$1" "$2" "($(calc '%.0f%%' '100 * x / w' x="$2" w="$sync_wall"))")"; }
+		part "partner ewpd in its handlers (/metrics duration sums)" "$(calc '%.2f' 'x' x="$h_sum")"
+		part "ewpctl CPU (signing, TLS, verifying, XSD, SQL)" "$ewpctl_cpu"
+		part "PostgreSQL CPU of the syncing database (its transactions)" "$pg_syncer"
+		part "the rest: waiting (loopback, TCP, scheduling)" "$rest"
+		say "    (PostgreSQL CPU of the partner's own queries, inside its handlers: $pg_partner s;"
+		say "     partner ewpd CPU $partner_cpu s; machine busy ${busy}% of $NPROC cores)"
+		sync_rest=$rest
+		wait_ms=$(calc '%.0f' '1000 * r / n' r="$rest" n="$sync_exch")
+		if [ "$wait_ms" != n/a ] && [ "$wait_ms" -ge 30 ]; then
+			say "  NOTE: ~$wait_ms ms of waiting per exchange with every CPU idle: the mark of Nagle's"
+			say "  algorithm meeting a delayed ACK (a response written in several pieces on a socket"
+			say "  without TCP_NODELAY waits ~40 ms for the ACK of the first piece)"
+		fi
+	fi
+	[ -n "$pmaster" ] && stop_pid "$pmaster"
+	if [ -f "$sd/partner.log" ] && grep -qiE 'error|fatal|warn' "$sd/partner.log"; then
+		say "  partner ewpd log, warnings and errors (last 10):"
+		grep -iE 'error|fatal|warn' "$sd/partner.log" | tail -10 | sed 's/^/    /'
+	fi
+fi
+
 # ---------------------------------------------------------------- summary
 na() { echo "${1:-n/a}"; }
 r_signed=$(calc '%.2f' 'r / (s * n)' r="${W_signed_rps:-}" s="$rsa_sign" n="$NPROC")
@@ -544,35 +946,74 @@ r_signed=$(calc '%.2f' 'r / (s * n)' r="${W_signed_rps:-}" s="$rsa_sign" n="$NPR
 r_signed_cpu=$(calc '%.2f' '(r * w / c) / s' r="${W_signed_rps:-}" w="${W_signed_wall:-}" c="${W_signed_srv_cpu:-}" s="$rsa_sign")
 r_nginx=$(calc '%.2f' 'a / b' a="${W_verify_rps:-}" b="${W_nginx_rps:-}")
 r_nginx_cpu=$(calc '%.2f' '(a / ac) / (b / bc)' a="${W_verify_rps:-}" ac="${W_verify_srv_cpu:-}" b="${W_nginx_rps:-}" bc="${W_nginx_srv_cpu:-}")
+r_inst=$(calc '%.2f' 'r / (s * n)' r="${W_inst_rps:-}" s="$rsa_sign" n="$NPROC")
+r_inst_echo=$(calc '%.2f' 'a / b' a="${W_inst_rps:-}" b="${W_signed_rps:-}")
+r_inst_cpu=$(calc '%.2f' '(r * w / c) / s' r="${W_inst_rps:-}" w="${W_inst_wall:-}" c="${W_inst_srv_cpu:-}" s="$rsa_sign")
+r_inst_pg=$(calc '%.2f' 'g / c' g="${W_inst_pg_cpu:-}" c="${W_inst_srv_cpu:-}")
+sync_rate=${sync_rate:-}
+r_sync=$(calc '%.3f' 'r / (s * n)' r="$sync_rate" s="$rsa_sign" n="$NPROC")
+r_sync_seq=$(calc '%.2f' 'r / (s / 2)' r="$sync_rate" s="$rsa_sign")
 share() { calc '%.0f%%' '100 * s / (w * n)' s="$1" w="$2" n="$NPROC"; }
 
 hdr "summary (one run; compare ratios, not absolute figures)"
-printf '  %-34s %10s %9s %9s %8s %7s %7s %7s\n' "run" "req/s" "p50 ms" "p99 ms" "non-2xx" "server" "wrk" "other"
-for n in signed verify nginx; do
+printf '  %-34s %10s %9s %9s %8s %7s %7s %7s %7s\n' "run" "req/s" "p50 ms" "p99 ms" "non-2xx" "server" "wrk" "pg" "other"
+for n in signed verify nginx inst; do
 	case $n in
 	signed) label="ewpd Echo, signed response" ;;
 	verify) label="ewpd Echo, verify only" ;;
 	nginx) label="nginx static, ${body_bytes:-?} bytes" ;;
+	inst) label="ewpd Institutions, 10 ids, signed" ;;
 	esac
 	v() { local x="W_${n}_$1"; echo "${!x:-}"; }
 	rps=$(v rps)
 	[ "$(v overflowed)" = yes ] && rps=overflow
-	p50=$(v p50) p99=$(v p99) nx=$(v non2xx) wall=$(v wall) sc=$(v srv_cpu) wc=$(v wrk_cpu) ot=$(v other)
-	printf '  %-34s %10s %9s %9s %8s %7s %7s %7s\n' "$label" "$(na "$rps")" "$(na "$p50")" "$(na "$p99")" "$(na "$nx")" \
-		"$(share "$sc" "$wall")" "$(share "$wc" "$wall")" "$(na "$ot")%"
+	p50=$(v p50) p99=$(v p99) nx=$(v non2xx) wall=$(v wall) sc=$(v srv_cpu) wc=$(v wrk_cpu) gc=$(v pg_cpu) ot=$(v other)
+	printf '  %-34s %10s %9s %9s %8s %7s %7s %7s %7s\n' "$label" "$(na "$rps")" "$(na "$p50")" "$(na "$p99")" "$(na "$nx")" \
+		"$(share "$sc" "$wall")" "$(share "$wc" "$wall")" "$(share "$gc" "$wall")" "$(na "$ot")%"
 done
-say "  (server / wrk / other: share of the ${NPROC} cores used during the run by the server, by wrk"
-say "   and by every other process on the machine)"
+say "  (server / wrk / pg / other: share of the ${NPROC} cores used during the run by the server, by wrk,"
+say "   by PostgreSQL and by every other process on the machine)"
 printf '  %-34s %s\n' "RSA-2048 sign/s, verify/s (1 core)" "$(na "$rsa_sign") / $(na "$rsa_verify")"
 printf '  %-34s %s\n' "ewpd peak RSS master / worker" "$(na "$rss_master") MB / $(na "$rss_worker_max") MB (max)"
+printf '  %-34s %s\n' "ewpd worker RSS after Institutions" "$(na "$inst_rss_max") MB (max)"
 printf '  %-34s %s\n' "catalogue $N_HEIS HEIs load+index" "$(na "$cat_ms") ms (median)"
+printf '  %-34s %s\n' "sync of $N_INST partners" "$(na "$sync_wall") s wall, $(na "$sync_exch") signed exchanges, $(na "$sync_rate") exchanges/s"
 say ""
 say "  wrk runs on the same $NPROC cores as the server, so the ratios against the"
 say "  signing ceiling are pessimistic: ewpd got only the server share above. Per"
 say "  ewpd CPU-second: signed echo = $(na "$r_signed_cpu") x one core's RSA sign rate;"
+say "  Institutions = $(na "$r_inst_cpu") x (PostgreSQL adds $(na "$r_inst_pg") CPU-s per ewpd CPU-s);"
 say "  verify-only echo = $(na "$r_nginx_cpu") x nginx's requests per CPU-second."
+say "  The sync makes one exchange at a time: each needs two RSA signatures in"
+say "  turn (ewpctl's request, the partner's response), so one sequential"
+say "  stream cannot pass sign/s / 2 = $(calc '%.0f' 's / 2' s="$rsa_sign") exchanges/s."
 say ""
 say "signed echo / RSA sign ceiling: $(na "$r_signed") (target >= 0.9)"
 say "verify-only echo / nginx: $(na "$r_nginx") (target >= 0.5)"
+say "Institutions 10 ids / RSA sign ceiling: $(na "$r_inst"); / signed echo: $(na "$r_inst_echo")"
+say "sync exchanges/s / RSA sign ceiling ($NPROC cores): $(na "$r_sync"); / sequential ceiling (sign/s / 2): $(na "$r_sync_seq")"
 say "RSS per worker: $(na "$rss_worker_max") MB (target < 30)"
 say "(bench took $(($(date +%s) - START)) s)"
+# headline figures, one "name<TAB>value" a line, for scripts
+{
+	printf 'cores\t%s\nrsa_sign_per_s\t%s\nrsa_verify_per_s\t%s\n' "$NPROC" "$(na "$rsa_sign")" "$(na "$rsa_verify")"
+	for n in signed verify nginx inst; do
+		for f in rps p50 p99 srv_cpu wrk_cpu pg_cpu wall statuses; do
+			x="W_${n}_$f"
+			printf '%s_%s\t%s\n' "$n" "$f" "$(na "${!x:-}")"
+		done
+	done
+	printf 'signed_over_ceiling\t%s\nverify_over_nginx\t%s\n' "$(na "$r_signed")" "$(na "$r_nginx")"
+	printf 'inst_over_ceiling\t%s\ninst_over_signed_echo\t%s\n' "$(na "$r_inst")" "$(na "$r_inst_echo")"
+	printf 'inst_worker_rss_mb\t%s\nrss_master_mb\t%s\nrss_worker_mb\t%s\n' "$(na "$inst_rss_max")" "$(na "$rss_master")" "$(na "$rss_worker_max")"
+	printf 'catalogue_load_ms\t%s\n' "$(na "$cat_ms")"
+	printf 'sync_partners\t%s\nsync_ok\t%s\nsync_wall_s\t%s\nsync_exchanges\t%s\n' "$N_INST" "$(na "$sync_ok")" "$(na "$sync_wall")" "$(na "$sync_exch")"
+	printf 'sync_exchanges_per_s\t%s\nsync_over_ceiling\t%s\nsync_over_sequential_ceiling\t%s\n' "$(na "$sync_rate")" "$(na "$r_sync")" "$(na "$r_sync_seq")"
+	printf 'sync_partner_handlers_s\t%s\nsync_ewpctl_cpu_s\t%s\nsync_pg_syncer_cpu_s\t%s\nsync_waiting_s\t%s\n' \
+		"$(calc '%.2f' 'x' x="${h_sum:-}")" "$(na "${ewpctl_cpu:-}")" "$(na "${pg_syncer:-}")" "$(na "${sync_rest:-}")"
+	printf 'failed_steps\t%s\n' "$FAILS"
+} >"${BENCH_RESULTS:-/dev/null}"
+if [ "$FAILS" -gt 0 ]; then
+	say "bench: $FAILS step(s) FAILED (see FAILED above): the figures they concern are not valid"
+	exit 1
+fi

@@ -16,12 +16,19 @@
 //     --path P            request target path (default /ewp/echo); with --fake,
 //                         every request is a GET of P
 //     --jobs J            signing threads (default: number of CPUs)
+//     --hei-ids N         GET requests of P?hei_id=...&hei_id=... instead of
+//                         Echo: request i asks for --per-request K (default
+//                         10) distinct ids of the N made by --hei-pattern
+//                         (default p%d.partners.bench.example, %d = 1..N),
+//                         ids i*K+1 .. i*K+K modulo N
 //
 //   node bench/signreqs.mjs probe --key KEY.pem --host H:P [--accept-signature]
-//        [--body-out FILE]
-//     Sends one freshly signed POST to http://H:P/ewp/echo and prints
-//     "status=... body_bytes=... signature_header=yes|no"; the body goes to
-//     FILE (or stderr when the status is not 200).
+//        [--body-out FILE] [--path P --hei-ids N ...] [--expect S:N]
+//     Sends one freshly signed request (request 0 of gen: a POST to
+//     /ewp/echo, or with --hei-ids a GET of P) to http://H:P and prints
+//     "status=... body_bytes=... signature_header=yes|no [matches=M]"; the
+//     body goes to FILE (or stderr when the status is not 200). --expect
+//     S:N counts the occurrences of S in the body and fails unless N.
 
 import { createHash, createPrivateKey, createPublicKey, randomBytes, randomUUID, sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -33,7 +40,10 @@ const ECHO_BODY = 'echo=bench&echo=smile-ewp-42';
 const SIGNED = '(request-target) host date digest x-request-id';
 
 function parseArgs(argv) {
-  const o = { cmd: argv[0], slices: 1, jobs: availableParallelism(), path: '/ewp/echo' };
+  const o = {
+    cmd: argv[0], slices: 1, jobs: availableParallelism(), path: '/ewp/echo',
+    perRequest: 10, heiPattern: 'p%d.partners.bench.example',
+  };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -51,6 +61,10 @@ function parseArgs(argv) {
       case '--body-out': o.bodyOut = next(); break;
       case '--accept-signature': o.acceptSig = true; break;
       case '--fake': o.fake = true; break;
+      case '--hei-ids': o.heiIds = Number.parseInt(next(), 10); break;
+      case '--per-request': o.perRequest = Number.parseInt(next(), 10); break;
+      case '--hei-pattern': o.heiPattern = next(); break;
+      case '--expect': o.expect = next(); break;
       default: throw new Error(`unknown argument ${a}`);
     }
   }
@@ -65,11 +79,22 @@ function keyMaterial(pemPath) {
 
 const digestOf = (body) => 'SHA-256=' + createHash('sha256').update(body).digest('base64');
 
-// One raw request; i selects POST (even) or GET (odd).
+// "hei_id=a&hei_id=b..." of request i (see --hei-ids)
+function heiQuery(i, o) {
+  const ids = [];
+  for (let j = 0; j < o.perRequest; j++) {
+    ids.push(`hei_id=${o.heiPattern.replace('%d', String(((i * o.perRequest + j) % o.heiIds) + 1))}`);
+  }
+  return ids.join('&');
+}
+
+// One raw request; i selects POST (even) or GET (odd) for Echo.
 function makeRequest(i, o, km) {
-  const post = !o.fake && i % 2 === 0;
+  const post = !o.fake && !o.heiIds && i % 2 === 0;
   const method = post ? 'POST' : 'GET';
-  const target = o.fake ? o.path : post ? o.path : `${o.path}?${ECHO_BODY}`;
+  const target = o.fake ? o.path
+    : o.heiIds ? `${o.path}?${heiQuery(i, o)}`
+    : post ? o.path : `${o.path}?${ECHO_BODY}`;
   const body = post ? ECHO_BODY : '';
   const date = new Date().toUTCString(); // "Sun, 06 Nov 1994 08:49:37 GMT"
   const rid = randomUUID(); // v4, canonical lower case
@@ -112,6 +137,7 @@ async function gen(o) {
   if (!o.key && !o.fake) throw new Error('--key is required');
   if (!o.host || !o.out || !(o.count > 0) || !(o.slices > 0) || !(o.jobs > 0))
     throw new Error('gen needs --host, --out, --count N>0 (and S, J > 0)');
+  checkHeiIds(o);
   const t0 = process.hrtime.bigint();
   const jobs = Math.min(o.jobs, o.count);
   const parts = await Promise.all(
@@ -143,11 +169,18 @@ async function gen(o) {
   );
 }
 
+function checkHeiIds(o) {
+  if (o.heiIds === undefined) return;
+  if (!(o.heiIds > 0) || !(o.perRequest > 0) || o.perRequest > o.heiIds || !o.heiPattern.includes('%d'))
+    throw new Error('--hei-ids N needs N >= --per-request K > 0 and a --hei-pattern with %d');
+}
+
 // Sends one request over a raw socket (no HTTP client rewriting anything).
 async function probe(o) {
   if (!o.key || !o.host) throw new Error('probe needs --key and --host');
   const [h, p] = [o.host.slice(0, o.host.lastIndexOf(':')), o.host.slice(o.host.lastIndexOf(':') + 1)];
-  const raw = makeRequest(0, { ...o, path: '/ewp/echo' }, keyMaterial(o.key))
+  checkHeiIds(o);
+  const raw = makeRequest(0, o, keyMaterial(o.key))
     .replace('\r\nHost:', '\r\nConnection: close\r\nHost:');
   const resp = await new Promise((resolve, reject) => {
     const chunks = [];
@@ -164,8 +197,20 @@ async function probe(o) {
   const sigHdr = /^signature:/im.test(head);
   if (o.bodyOut) writeFileSync(o.bodyOut, body);
   if (status !== 200) process.stderr.write(`${head}\n\n${body}\n`);
-  console.log(`status=${status} body_bytes=${body.length} signature_header=${sigHdr ? 'yes' : 'no'}`);
-  if (status !== 200) process.exitCode = 1;
+  let line = `status=${status} body_bytes=${body.length} signature_header=${sigHdr ? 'yes' : 'no'}`;
+  let ok = status === 200;
+  if (o.expect) {
+    const m = /^(.+):(\d+)$/.exec(o.expect);
+    if (!m) throw new Error('--expect needs STRING:COUNT');
+    const matches = body.toString().split(m[1]).length - 1;
+    line += ` matches=${matches}`;
+    if (matches !== Number(m[2])) {
+      ok = false;
+      process.stderr.write(`expected ${m[2]} x ${m[1]} in the body, found ${matches}\n`);
+    }
+  }
+  console.log(line);
+  if (!ok) process.exitCode = 1;
 }
 
 if (isMainThread) {
