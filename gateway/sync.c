@@ -192,8 +192,10 @@ sync_teardown(struct sync *s)
 	httpc_free(s->http);
 	if (s->base)
 		event_base_free(s->base);
-	if (s->db)
+	if (s->db) {
+		sync_db_forget(s->db);
 		PQfinish(s->db); /* releases the advisory lock */
+	}
 	keys_priv_free(s->key);
 	registry_free(s->reg);
 	xsd_free(s->inst_xsd);

@@ -99,6 +99,8 @@ int sync_fetch_partner(struct sync *s, const char *hei_id, struct sync_hei *h, c
 /* Runs a parameterised statement; -1 with the server's message (one line) in err. */
 int sync_db_exec(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
                  char *err, size_t errlen);
+/* The statements prepared on db are gone (the connection is closing). */
+void sync_db_forget(PGconn *db);
 /* Upserts one partner in the transaction under way. */
 int sync_write_partner(struct sync *s, const struct sync_hei *h, char *err, size_t errlen);
 

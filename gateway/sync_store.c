@@ -40,13 +40,72 @@ pg_array(char *const *v, size_t n)
 	return out;
 }
 
+/*
+ * Statements with parameters are prepared once per connection: a partner
+ * takes some twenty of them, and parsing and planning each anew was most
+ * of the database's time in a sync of many partners. Keyed by the SQL's
+ * address (the statements are string constants).
+ */
+#define SYNC_MAX_PREPARED 32
+
+static struct {
+	PGconn *db;
+	const char *sql[SYNC_MAX_PREPARED];
+	size_t n;
+} prepared;
+
+void
+sync_db_forget(PGconn *db)
+{
+	if (prepared.db == db)
+		memset(&prepared, 0, sizeof(prepared));
+}
+
+/* The name of sql prepared on db ("" to run it unprepared), or NULL with res set. */
+static const char *
+sync_db_prepare(PGconn *db, const char *sql, int n, PGresult **res, char *name, size_t namelen)
+{
+	size_t i;
+
+	name[0] = '\0';
+	if (n == 0)
+		return name;
+	if (prepared.db != db) {
+		memset(&prepared, 0, sizeof(prepared));
+		prepared.db = db;
+	}
+	for (i = 0; i < prepared.n && prepared.sql[i] != sql; i++)
+		;
+	snprintf(name, namelen, "ewp_sync_%zu", i);
+	if (i < prepared.n)
+		return name;
+	if (i == SYNC_MAX_PREPARED) {
+		name[0] = '\0';
+		return name;
+	}
+	*res = PQprepare(db, name, sql, n, NULL);
+	if (PQresultStatus(*res) != PGRES_COMMAND_OK)
+		return NULL;
+	PQclear(*res);
+	*res = NULL;
+	prepared.sql[prepared.n++] = sql;
+	return name;
+}
+
 /* Runs a parameterised statement; -1 with the server's message in err. */
 int
 sync_db_exec(PGconn *db, const char *sql, int n, const char *const *params, PGresult **out,
              char *err, size_t errlen)
 {
-	PGresult *res = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
+	PGresult *res = NULL;
+	char name[32];
+	const char *stmt = sync_db_prepare(db, sql, n, &res, name, sizeof(name));
+	ExecStatusType st;
+
+	if (stmt != NULL)
+		res = stmt[0] ? PQexecPrepared(db, stmt, n, params, NULL, NULL, 0)
+		              : PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "database: %s", PQresultErrorMessage(res));
