@@ -69,6 +69,11 @@ struct db_query {
 };
 TAILQ_HEAD(db_queries, db_query);
 
+/* Queries with parameters outside transactions (the APIs' and the message
+ * log's, a few distinct texts) are prepared once per connection: parsing
+ * and planning them anew was most of the database's time per request. */
+#define DB_MAX_PREPARED 32
+
 enum db_conn_state { DB_CONN_WAIT, DB_CONN_CONNECTING, DB_CONN_READY, DB_CONN_BUSY };
 
 struct db_conn {
@@ -88,6 +93,11 @@ struct db_conn {
 	PGresult *res; /* last result of cur */
 	char *res_err; /* first error of cur */
 	struct db_tx *tx;
+	/* Statements prepared on this session (copies of their SQL), by index:
+	 * statement i is named "ewp_s<i>". Reset when the connection closes. */
+	char *prepared[DB_MAX_PREPARED];
+	int nprepared;
+	bool preparing; /* cur's statement is being prepared, not yet run */
 };
 
 struct db_tx {
@@ -547,15 +557,38 @@ db_result_error(struct db_conn *c, const PGresult *r)
 	return db_errf("%s: %s", state, msg);
 }
 
-/* Sends q on the idle connection c. */
+/* Index of q's statement among those prepared on c, -1 if none. */
+static int
+db_conn_prepared(const struct db_conn *c, const struct db_query *q)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (strcmp(c->prepared[i], q->sql) == 0)
+			return i;
+	return -1;
+}
+
+/* Sends q on the idle connection c: prepares its statement first when it
+ * is worth it (db_conn_complete then sends q itself). */
 static void
 db_conn_send(struct db_conn *c, struct db_query *q)
 {
-	char why[DB_MAX_ERROR];
-	int r;
+	char why[DB_MAX_ERROR], name[16];
+	bool prepare = q->kind == DB_Q_USER && q->tx == NULL && q->nparams > 0;
+	int i = prepare ? db_conn_prepared(c, q) : -1, ok, r;
 
-	if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params,
-	                       NULL, NULL, 0)) {
+	if (prepare && i < 0 && c->nprepared < DB_MAX_PREPARED) {
+		snprintf(name, sizeof(name), "ewp_s%d", c->nprepared);
+		ok = PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL);
+		c->preparing = ok;
+	} else if (i >= 0) {
+		snprintf(name, sizeof(name), "ewp_s%d", i);
+		ok = PQsendQueryPrepared(c->pg, name, q->nparams, (const char *const *)q->params,
+		                         NULL, NULL, 0);
+	} else {
+		ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
+		                       (const char *const *)q->params, NULL, NULL, 0);
+	}
+	if (!ok) {
 		db_clean(why, sizeof(why), PQerrorMessage(c->pg));
 		if (PQstatus(c->pg) == CONNECTION_BAD) {
 			db_query_requeue(q); /* nothing reached the server */
@@ -593,6 +626,19 @@ db_conn_complete(struct db_conn *c)
 	c->res = NULL;
 	c->res_err = NULL;
 	c->state = DB_CONN_READY;
+	if (c->preparing) {
+		c->preparing = false;
+		PQclear(res);
+		if (err == NULL && !q->cancelled) {
+			/* prepared: now run it */
+			c->prepared[c->nprepared++] = xstrdup(q->sql);
+			db_conn_send(c, q);
+			return;
+		}
+		res = NULL; /* a statement that does not prepare would not run either */
+		if (err == NULL)
+			err = xstrdup("57014: cancelled before it ran");
+	}
 	db_conn_rewatch(c);
 	if (err == NULL && res == NULL)
 		err = xstrdup("XX000: no result");
@@ -740,6 +786,10 @@ db_conn_close(struct db_conn *c, const char *why, const char *qerr)
 	c->pg = NULL;
 	c->state = DB_CONN_WAIT;
 	c->flushing = false;
+	c->preparing = false;
+	for (int i = 0; i < c->nprepared; i++)
+		free(c->prepared[i]);
+	c->nprepared = 0;
 	PQclear(c->res);
 	c->res = NULL;
 

@@ -325,6 +325,49 @@ test_db_params_null_quotes_big(void **state)
 	db_pool_free(pool);
 }
 
+/* Queries with parameters are prepared once per connection, then reused;
+ * one that cannot be prepared fails as it would have run; a lost
+ * connection forgets them and prepares again. */
+static void
+test_db_prepared_once_per_connection(void **state)
+{
+	struct db_pool *pool = pool_open(1);
+	const char *p[] = {"1"}, *bad[] = {"1"};
+	const char *list =
+	    "SELECT string_agg(name || '=' || left(statement, 20), ',' ORDER BY name)"
+	    " FROM pg_prepared_statements WHERE $1::int = 1";
+	struct result r = {0};
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		query_wait(pool, "SELECT $1::int + 1", 1, p, &r);
+		assert_null(r.err);
+		assert_string_equal(r.val[0], "2");
+	}
+	query_wait(pool, list, 1, p, &r);
+	assert_null(r.err);
+	assert_string_equal(r.val[0], "ewp_s0=SELECT $1::int + 1,ewp_s1=SELECT string_agg(na");
+	/* a statement that does not parse: the error of the prepare, nothing kept */
+	query_wait(pool, "SELEKT $1", 1, bad, &r);
+	assert_true(db_err_is(r.err, "42601"));
+	query_wait(pool, "SELECT $1::int + 1", 1, p, &r);
+	assert_string_equal(r.val[0], "2");
+	query_wait(pool, list, 1, p, &r);
+	assert_string_equal(r.val[0], "ewp_s0=SELECT $1::int + 1,ewp_s1=SELECT string_agg(na");
+	/* the server drops the session: the next one prepares anew */
+	query_wait(pool, "SELECT pg_terminate_backend(pg_backend_pid()) WHERE $1::int = 1", 1, p,
+	           &r);
+	assert_non_null(r.err);
+	RUN_UNTIL(db_pool_up(pool), 5000);
+	query_wait(pool, "SELECT $1::int + 41", 1, p, &r);
+	assert_null(r.err);
+	assert_string_equal(r.val[0], "42");
+	query_wait(pool, list, 1, p, &r);
+	assert_string_equal(r.val[0], "ewp_s0=SELECT $1::int + 41,ewp_s1=SELECT string_agg(na");
+	result_reset(&r);
+	db_pool_free(pool);
+}
+
 static void
 test_db_fifo_beyond_pool_size(void **state)
 {
@@ -791,6 +834,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_db_simple_query),
 	    cmocka_unit_test(test_db_params_null_quotes_big),
+	    cmocka_unit_test(test_db_prepared_once_per_connection),
 	    cmocka_unit_test(test_db_fifo_beyond_pool_size),
 	    cmocka_unit_test(test_db_server_error_has_sqlstate),
 	    cmocka_unit_test(test_db_cancel_skips_callback),
