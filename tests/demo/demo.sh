@@ -38,23 +38,36 @@ alive() {
 	! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
 }
 
-# Stops the ewpd whose supervisor PID is in file $1 (TERM, then KILL after 10 s).
-stop_node() {
-	[ -f "$1" ] || return 0
-	pid=$(cat "$1")
-	if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = ewpd ]; then
-		kill "$pid" 2>/dev/null || true
-		i=0
-		while alive "$pid" && [ $i -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		if alive "$pid"; then
-			echo "ewpd $pid did not stop within 10 s: killed" >&2
+# Stops every ewpd whose supervisor PID is in one of the files given: TERM
+# to each supervisor (its workers drain and exit with it), then waits for
+# the supervisors and their workers; what is left after 15 s gets KILL.
+# A PID is only signalled while it still names an ewpd process.
+is_ewpd() { [ "$(cat "/proc/$1/comm" 2>/dev/null)" = ewpd ]; }
+stop_nodes() {
+	pids=""
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		if [ -n "$pid" ] && is_ewpd "$pid"; then
+			pids="$pids $pid $(cat "/proc/$pid/task/$pid/children" 2>/dev/null || true)"
+			kill "$pid" 2>/dev/null || true
+		fi
+		rm -f "$f"
+	done
+	i=0
+	while [ $i -lt 150 ]; do
+		left=""
+		for pid in $pids; do alive "$pid" && left="$left $pid"; done
+		[ -z "$left" ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	for pid in $left; do
+		if is_ewpd "$pid"; then
+			echo "ewpd $pid still running after 15 s: killed" >&2
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
-	fi
-	rm -f "$1"
+	done
 }
 
 stop() {
@@ -66,9 +79,7 @@ stop() {
 	# ewpd first (by the supervisors' PIDs; workers exit with them), then
 	# the cluster (pg_ctl stop, by the postmaster's PID file). demo/ewpd.pid
 	# is where the one-node demo of earlier versions kept its PID.
-	for f in "$demo/ewpd.pid" "$demo"/*/ewpd.pid; do
-		stop_node "$f"
-	done
+	stop_nodes "$demo/ewpd.pid" "$demo"/*/ewpd.pid
 	[ -d "$demo/pg" ] && "$top/tests/pg/pg.sh" stop "$demo/pg"
 	rm -rf "$demo"
 }
@@ -107,7 +118,7 @@ db_partner="$pgbase dbname=ewpd_partner"
 psql "$pgbase dbname=postgres" -q -v ON_ERROR_STOP=1 \
 	-c 'CREATE DATABASE ewpd_hei' -c 'CREATE DATABASE ewpd_partner'
 for n in hei partner; do
-	eval "conninfo=\$db_$n"
+	case $n in hei) conninfo=$db_hei ;; *) conninfo=$db_partner ;; esac
 	echo "== node $n: database $conninfo"
 	"$ewpctl" migrate --dir "$top/sql" --conninfo "$conninfo" | sed 's/^/   /'
 	psql "$conninfo" -q -v ON_ERROR_STOP=1 -f "$top/tests/demo/$n-data.sql"
@@ -249,6 +260,8 @@ tls = on
 tls_cert = tls/cert.pem
 tls_key = tls/key.pem
 workers = 2
+; idle keep-alive clients (a browser on /metrics) hold a stop this long at most
+drain_timeout = 2s
 public_url = https://localhost:$2
 [log]
 level = info
