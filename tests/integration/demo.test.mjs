@@ -25,6 +25,7 @@ let pport; // node 2
 let pgport;
 let env;
 let first; // the first run's result
+const seen = new Set(); // every demo process seen, for after()'s safety net
 
 function demo(...args) {
   const r = spawnSync('sh', [DEMO_SH, ...args], {
@@ -74,7 +75,9 @@ function demoProcesses() {
   const postmaster = Number(fs.readFileSync(path.join(dir, 'pg', 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
   const ewpd = sup.flatMap(withDescendants);
   const pg = withDescendants(postmaster);
-  return { sup, ewpd, postmaster, pg, all: [...ewpd, ...pg] };
+  const all = [...ewpd, ...pg];
+  for (const p of all) seen.add(p);
+  return { sup, ewpd, postmaster, pg, all };
 }
 
 async function waitGone(pids, ms = 5000) {
@@ -119,8 +122,17 @@ before(async () => {
   first = demo();
 });
 
-after(() => {
+after(async () => {
+  if (fs.existsSync(path.join(dir, 'hei', 'ewpd.pid'))) demoProcesses();
   if (fs.existsSync(dir)) demo('stop');
+  // a failed test may have left some: KILL those still ewpd or postgres
+  for (const p of await waitGone([...seen], 3000)) {
+    let comm = '';
+    try { comm = fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { /* gone */ }
+    if (comm === 'ewpd' || comm === 'postgres') {
+      try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
   if (!KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
