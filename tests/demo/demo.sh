@@ -100,8 +100,19 @@ if [ -d "$demo" ]; then
 	echo "== a demo is already in $demo: stopping it first"
 	stop
 fi
+# Both ports must be free (curl exits with 7 when nothing listens).
+for p in "$port" "$pport"; do
+	rc=0
+	curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" || rc=$?
+	if [ $rc -ne 7 ]; then
+		echo "port $p is in use (a demo of another checkout?): choose others with" \
+			"EWP_DEMO_PORT and EWP_DEMO_PARTNER_PORT" >&2
+		exit 1
+	fi
+done
 mkdir -p "$demo"
 touch "$demo/$MARK"
+trap '[ $? -eq 0 ] || echo "demo: failed; its files are in $demo, tests/demo/demo.sh stop (make demo-stop) cleans up" >&2' EXIT
 chmod 755 "$demo" # the cluster may run as user postgres
 
 # How the printed commands name files: relative to the repository root
@@ -120,7 +131,8 @@ psql "$pgbase dbname=postgres" -q -v ON_ERROR_STOP=1 \
 for n in hei partner; do
 	case $n in hei) conninfo=$db_hei ;; *) conninfo=$db_partner ;; esac
 	echo "== node $n: database $conninfo"
-	"$ewpctl" migrate --dir "$top/sql" --conninfo "$conninfo" | sed 's/^/   /'
+	out=$("$ewpctl" migrate --dir "$top/sql" --conninfo "$conninfo")
+	printf '%s\n' "$out" | sed 's/^/   /'
 	psql "$conninfo" -q -v ON_ERROR_STOP=1 -f "$top/tests/demo/$n-data.sql"
 done
 
@@ -306,9 +318,11 @@ for n in hei:$port partner:$pport; do
 	p=${n#*:}
 	n=${n%:*}
 	i=0
-	until curl -sf --cacert "$demo/ca.pem" "https://localhost:$p/healthz" >/dev/null 2>&1; do
+	until curl -sf --max-time 2 --cacert "$demo/ca.pem" "https://localhost:$p/healthz" \
+		>/dev/null 2>&1; do
 		i=$((i + 1))
-		if [ $i -gt 100 ] || ! alive "$(cat "$demo/$n/ewpd.pid")"; then
+		if [ $i -gt 100 ] || ! alive "$(cat "$demo/$n/ewpd.pid")" ||
+			grep -q 'Address already in use' "$demo/$n/ewpd.log"; then
 			echo "ewpd (node $n, port $p) did not start; its log:" >&2
 			cat "$demo/$n/ewpd.log" >&2
 			exit 1
@@ -323,8 +337,9 @@ echo "== both nodes answer: https://localhost:$port (hei) https://localhost:$ppo
 # server key, which the caller checks in turn.
 echo
 echo "== Echo from the partner to node 1 (the partner's client key, node 1's server key):"
-"$ewpctl" -c "$demo/partner/ewpd.conf" call --cacert "$demo/ca.pem" \
-	"https://localhost:$port/ewp/echo?echo=bonjour&echo=hallo" | sed 's/^/   /'
+out=$("$ewpctl" -c "$demo/partner/ewpd.conf" call --cacert "$demo/ca.pem" \
+	"https://localhost:$port/ewp/echo?echo=bonjour&echo=hallo")
+printf '%s\n' "$out" | sed 's/^/   /'
 
 # call NODE URL: a signed call as NODE; the status, the start of the
 # body (indented, the root's namespaces left out) and the signature verdict
@@ -352,8 +367,14 @@ call partner "https://localhost:$port/ewp/ounits?hei_id=$HEI&ounit_code=SCI"
 echo
 echo "== node 1 syncs its partners' institutions and units:"
 echo "   $ctl -c $d/hei/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas"
-"$ewpctl" -c "$demo/hei/ewpd.conf" sync institutions --cacert "$demo/ca.pem" \
-	--schemas "$top/ewp-schemas" --timeout 10 | sed 's/^/   /'
+rc=0
+out=$("$ewpctl" -c "$demo/hei/ewpd.conf" sync institutions --cacert "$demo/ca.pem" \
+	--schemas "$top/ewp-schemas" --timeout 10) || rc=$?
+printf '%s\n' "$out" | sed 's/^/   /'
+if [ $rc -ne 0 ]; then
+	echo "the sync failed (exit $rc); node 2's log is $d/partner/ewpd.log" >&2
+	exit 1
+fi
 
 echo
 echo "== what landed in node 1's database ($db_hei):"
