@@ -303,10 +303,14 @@ conf hei "$port" "$HEI" "Université de démonstration SMILE" fr "SMILE Demo Uni
 	"F DEMO01" "$db_hei" >"$demo/hei/ewpd.conf"
 conf partner "$pport" "$PARTNER" "Universität Musterstadt" de "University of Musterstadt" \
 	"D MUSTERS01" "$db_partner" >"$demo/partner/ewpd.conf"
-# ---- Scheduled sync: when ewpd has its own [sync] section (work in
-# progress elsewhere), append it to node 1's configuration here, e.g.
+# ---- SCHEDULED SYNC GOES HERE. When ewpd syncs partners itself (a [sync]
+# section, work in progress elsewhere), append that section to node 1's
+# configuration at this point, e.g.
 #   printf '[sync]\n...\n' >>"$demo/hei/ewpd.conf"
-# and keep the explicit `ewpctl sync institutions` below as the first run.
+# It finds what it needs already set: [registry] ca_file (the demo CA) and
+# [database] conninfo. The explicit `ewpctl sync institutions` further down
+# stays (it shows the result at once); ewp.partner_syncs then also shows
+# the daemon's runs.
 
 # ---- Start both nodes and wait for /healthz.
 for n in hei partner; do
