@@ -2,7 +2,7 @@
 #
 #   make            build ewpd and ewpctl
 #   make check      every test: unit (cmocka), integration and interop
-#   make demo       run a throwaway demo node on loopback
+#   make demo       run two throwaway demo nodes on loopback (see README)
 #   make bench      performance figures (ratios measured in one run)
 #   make SANITIZE=1 check   the same under ASan + UBSan
 

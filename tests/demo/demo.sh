@@ -1,130 +1,289 @@
 #!/bin/sh
-# make demo: a throwaway ewpd node on loopback, with generated keys, a
-# self-signed TLS certificate, a demo partner and a file:// catalogue listing
-# both, and a throwaway PostgreSQL cluster with the migrations applied.
-# Everything lives in ./demo (removed by `make demo-stop`).
+# make demo: two ewpd nodes on loopback that know each other through a
+# file:// Registry catalogue, sharing one throwaway PostgreSQL cluster (one
+# database each), then node 1 syncs node 2's institution and units.
 #
-#   tests/demo/demo.sh         start (or restart) the demo node
-#   tests/demo/demo.sh stop    stop it and remove ./demo
+#   node 1 "hei"      our HEI, demo.smile-ewp.example, https://localhost:8443
+#   node 2 "partner"  a German partner, uni-musterstadt.example, :8445
+#
+# Each node has its own keys (client + server), TLS certificate (signed by
+# a demo CA, demo/ca.pem), configuration and database. Everything lives in
+# $DEMO_DIR (default ./demo), removed by `make demo-stop`.
+#
+#   tests/demo/demo.sh         start the demo (a running one is stopped first)
+#   tests/demo/demo.sh stop    stop both nodes and the cluster, remove the dir
+#
+# Environment: DEMO_DIR, EWP_DEMO_PORT (node 1, 8443), EWP_DEMO_PARTNER_PORT
+# (node 2, node 1's + 2), EWP_DEMO_PG_PORT (the cluster's Unix socket, node
+# 1's + 1), EWPD / EWPCTL (default build/ewpd, build/ewpctl).
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-demo="$top/demo"
+demo=${DEMO_DIR:-$top/demo}
+case $demo in /*) ;; *) demo=$(pwd)/$demo ;; esac
 port=${EWP_DEMO_PORT:-8443}
-ewpd="$top/build/ewpd"
-ewpctl="$top/build/ewpctl"
+pport=${EWP_DEMO_PARTNER_PORT:-$((port + 2))}
+pgport=${EWP_DEMO_PG_PORT:-$((port + 1))}
+abspath() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
+ewpd=$(abspath "${EWPD:-build/ewpd}")
+ewpctl=$(abspath "${EWPCTL:-build/ewpctl}")
+
+HEI=demo.smile-ewp.example
+PARTNER=uni-musterstadt.example
+MARK=.ewp-demo # marks a directory this script made (and may remove)
+
+# Is PID a live process (a zombie is not)?
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
+}
+
+# Stops every ewpd whose supervisor PID is in one of the files given: TERM
+# to each supervisor (its workers drain and exit with it), then waits for
+# the supervisors and their workers; what is left after 15 s gets KILL.
+# A PID is only signalled while it still names an ewpd process.
+is_ewpd() { [ "$(cat "/proc/$1/comm" 2>/dev/null)" = ewpd ]; }
+stop_nodes() {
+	pids=""
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		if [ -n "$pid" ] && is_ewpd "$pid"; then
+			pids="$pids $pid $(cat "/proc/$pid/task/$pid/children" 2>/dev/null || true)"
+			kill "$pid" 2>/dev/null || true
+		fi
+		rm -f "$f"
+	done
+	i=0
+	while [ $i -lt 150 ]; do
+		left=""
+		for pid in $pids; do alive "$pid" && left="$left $pid"; done
+		[ -z "$left" ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	for pid in $left; do
+		if is_ewpd "$pid"; then
+			echo "ewpd $pid still running after 15 s: killed" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+}
 
 stop() {
-	[ -d "$demo/pg" ] && "$top/tests/pg/pg.sh" stop "$demo/pg"
-	if [ -f "$demo/ewpd.pid" ]; then
-		pid=$(cat "$demo/ewpd.pid")
-		if kill "$pid" 2>/dev/null; then
-			i=0
-			while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-				sleep 0.1
-				i=$((i + 1))
-			done
-		fi
-		rm -f "$demo/ewpd.pid"
+	[ -d "$demo" ] || return 0
+	if [ ! -f "$demo/$MARK" ] && [ -n "$(ls -A "$demo")" ]; then
+		echo "$demo was not made by tests/demo/demo.sh: not touching it" >&2
+		exit 1
 	fi
+	# ewpd first (by the supervisors' PIDs; workers exit with them), then
+	# the cluster (pg_ctl stop, by the postmaster's PID file). demo/ewpd.pid
+	# is where the one-node demo of earlier versions kept its PID.
+	stop_nodes "$demo/ewpd.pid" "$demo"/*/ewpd.pid
+	[ -d "$demo/pg" ] && "$top/tests/pg/pg.sh" stop "$demo/pg"
+	rm -rf "$demo"
 }
 
 if [ "${1:-}" = stop ]; then
 	stop
-	rm -rf "$demo"
 	echo "demo stopped"
 	exit 0
 fi
 
-stop
-rm -rf "$demo"
-mkdir -p "$demo/keys" "$demo/tls"
-chmod 700 "$demo/keys"
-chmod 755 "$demo"
+for b in "$ewpd" "$ewpctl"; do
+	[ -x "$b" ] || {
+		echo "$b not found: run make first" >&2
+		exit 1
+	}
+done
+if [ -d "$demo" ]; then
+	echo "== a demo is already in $demo: stopping it first"
+	stop
+fi
+# Both ports must be free (curl exits with 7 when nothing listens).
+for p in "$port" "$pport"; do
+	rc=0
+	curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" || rc=$?
+	if [ $rc -ne 7 ]; then
+		echo "port $p is in use (a demo of another checkout?): choose others with" \
+			"EWP_DEMO_PORT and EWP_DEMO_PARTNER_PORT" >&2
+		exit 1
+	fi
+done
+mkdir -p "$demo"
+touch "$demo/$MARK"
+trap '[ $? -eq 0 ] || echo "demo: failed; its files are in $demo, tests/demo/demo.sh stop (make demo-stop) cleans up" >&2' EXIT
+chmod 755 "$demo" # the cluster may run as user postgres
 
-# A throwaway PostgreSQL cluster in demo/pg (Unix socket only), migrated.
-pgport=${EWP_DEMO_PG_PORT:-$((port + 1))}
-conninfo=$("$top/tests/pg/pg.sh" start "$demo/pg" "$pgport")
+# How the printed commands name files: relative to the repository root
+# when the demo is in ./demo.
+if [ "$demo" = "$top/demo" ]; then d=demo; else d=$demo; fi
+case $ewpctl in "$top"/*) ctl=${ewpctl#"$top"/} ;; *) ctl=$ewpctl ;; esac
 
-# Keys: ours (client + server) and the demo partner's (client + server).
-for k in client server partner-client partner-server; do
-	"$ewpctl" keys generate --dir "$demo/keys" "$k" >/dev/null
+# ---- PostgreSQL: one throwaway cluster (Unix socket only), one database
+# per node, each migrated and seeded with what its SMILE would hold.
+pgbase=$("$top/tests/pg/pg.sh" start "$demo/pg" "$pgport")
+pgbase=${pgbase% dbname=postgres}
+db_hei="$pgbase dbname=ewpd_hei"
+db_partner="$pgbase dbname=ewpd_partner"
+psql "$pgbase dbname=postgres" -q -v ON_ERROR_STOP=1 \
+	-c 'CREATE DATABASE ewpd_hei' -c 'CREATE DATABASE ewpd_partner'
+for n in hei partner; do
+	case $n in hei) conninfo=$db_hei ;; *) conninfo=$db_partner ;; esac
+	echo "== node $n: database $conninfo"
+	out=$("$ewpctl" migrate --dir "$top/sql" --conninfo "$conninfo")
+	printf '%s\n' "$out" | sed 's/^/   /'
+	psql "$conninfo" -q -v ON_ERROR_STOP=1 -f "$top/tests/demo/$n-data.sql"
 done
 
-# A self-signed certificate for localhost (partners would need a CA-signed one).
-openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
-	-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-	-keyout "$demo/tls/key.pem" -out "$demo/tls/cert.pem" 2>/dev/null
-chmod 600 "$demo/tls/key.pem"
+# ---- TLS: a demo CA signs a localhost certificate for each node; every
+# client (curl, ewpctl call, ewpctl sync) is given demo/ca.pem.
+mkdir -p "$demo/ca"
+chmod 700 "$demo/ca"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=SMILE EWP demo CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+	-keyout "$demo/ca/ca.key" -out "$demo/ca.pem" 2>/dev/null
+printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+	"keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+	>"$demo/ca/leaf.ext"
+serial=1
+for n in hei partner; do
+	mkdir -p "$demo/$n/keys" "$demo/$n/tls"
+	chmod 700 "$demo/$n/keys" "$demo/$n/tls"
+	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+		-keyout "$demo/$n/tls/key.pem" -out "$demo/ca/$n.csr" 2>/dev/null
+	openssl x509 -req -in "$demo/ca/$n.csr" -CA "$demo/ca.pem" -CAkey "$demo/ca/ca.key" \
+		-set_serial $serial -days 30 -extfile "$demo/ca/leaf.ext" \
+		-out "$demo/$n/tls/cert.pem" 2>/dev/null
+	serial=$((serial + 1))
+	# ---- EWP keys: each node signs requests with client.pem and
+	# responses with server.pem.
+	for k in client server; do
+		"$ewpctl" keys generate --dir "$demo/$n/keys" "$k" >/dev/null
+	done
+done
 
-der64() { openssl pkey -pubin -in "$demo/keys/$1.pem.pub" -outform DER | base64 -w0; }
-keyid() { openssl pkey -pubin -in "$demo/keys/$1.pem.pub" -outform DER | sha256sum | cut -d' ' -f1; }
+# ---- The catalogue the EWP Registry would publish for the two hosts (it
+# builds it from their manifests: see /ewp/manifest.xml of each node).
+der64() { openssl pkey -pubin -in "$demo/$1/keys/$2.pem.pub" -outform DER | base64 -w0; }
+keyid() { openssl pkey -pubin -in "$demo/$1/keys/$2.pem.pub" -outform DER | sha256sum | cut -d' ' -f1; }
 
-# The catalogue the EWP Registry would publish for these two hosts.
+# http-security of every entry: HTTP signatures both ways (as ewpd's manifest)
+sec() {
+	cat <<XML
+        <$1:http-security>
+          <sec:client-auth-methods><sec-A2:httpsig/></sec:client-auth-methods>
+          <sec:server-auth-methods><sec-B1:tlscert/><sec-B2:httpsig/></sec:server-auth-methods>
+        </$1:http-security>
+XML
+}
+
+# host NODE PORT HEI: one <host>, with the APIs ewpd implements
+host() {
+	u=https://localhost:$2/ewp
+	cat <<XML
+  <host>
+    <ewp:admin-email>ewp-admin@$3</ewp:admin-email>
+    <apis-implemented>
+      <d6:discovery version="6.0.0"><d6:url>$u/manifest.xml</d6:url></d6:discovery>
+      <e2:echo version="2.0.1">
+$(sec e2)
+        <e2:url>$u/echo</e2:url>
+      </e2:echo>
+      <i2:institutions version="2.2.0">
+$(sec i2)
+        <i2:url>$u/institutions</i2:url>
+        <i2:max-hei-ids>10</i2:max-hei-ids>
+      </i2:institutions>
+      <o2:organizational-units version="2.1.1">
+$(sec o2)
+        <o2:url>$u/ounits</o2:url>
+        <o2:max-ounit-ids>10</o2:max-ounit-ids>
+        <o2:max-ounit-codes>10</o2:max-ounit-codes>
+      </o2:organizational-units>
+      <cr1:simple-course-replication version="1.0.0">
+$(sec cr1)
+        <cr1:url>$u/course-replication</cr1:url>
+        <cr1:allows-anonymous-access>false</cr1:allows-anonymous-access>
+        <cr1:supports-modified-since>true</cr1:supports-modified-since>
+      </cr1:simple-course-replication>
+      <c1:courses version="0.7.1">
+$(sec c1)
+        <c1:url>$u/courses</c1:url>
+        <c1:max-los-ids>10</c1:max-los-ids>
+        <c1:max-los-codes>10</c1:max-los-codes>
+      </c1:courses>
+    </apis-implemented>
+    <institutions-covered><hei-id>$3</hei-id></institutions-covered>
+    <client-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" client)"/></client-credentials-in-use>
+    <server-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" server)"/></server-credentials-in-use>
+  </host>
+XML
+}
+
+gh=https://github.com/erasmus-without-paper
 cat >"$demo/catalogue.xml" <<XML
 <?xml version="1.0" encoding="UTF-8"?>
-<catalogue xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-registry/tree/stable-v1">
-  <host>
-    <apis-implemented>
-      <echo xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-echo/blob/stable-v2/manifest-entry.xsd" version="2.0.1">
-        <url>https://localhost:$port/ewp/echo</url>
-      </echo>
-      <institutions xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-institutions/blob/stable-v2/manifest-entry.xsd" version="2.2.0">
-        <url>https://localhost:$port/ewp/institutions</url>
-        <max-hei-ids>10</max-hei-ids>
-      </institutions>
-      <organizational-units xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd" version="2.1.1">
-        <url>https://localhost:$port/ewp/ounits</url>
-        <max-ounit-ids>10</max-ounit-ids>
-        <max-ounit-codes>10</max-ounit-codes>
-      </organizational-units>
-    </apis-implemented>
-    <institutions-covered><hei-id>demo.smile-ewp.example</hei-id></institutions-covered>
-    <client-credentials-in-use><rsa-public-key sha-256="$(keyid client)"/></client-credentials-in-use>
-    <server-credentials-in-use><rsa-public-key sha-256="$(keyid server)"/></server-credentials-in-use>
-  </host>
-  <host>
-    <institutions-covered><hei-id>partner.demo.example</hei-id></institutions-covered>
-    <client-credentials-in-use><rsa-public-key sha-256="$(keyid partner-client)"/></client-credentials-in-use>
-    <server-credentials-in-use><rsa-public-key sha-256="$(keyid partner-server)"/></server-credentials-in-use>
-  </host>
+<catalogue xmlns="$gh/ewp-specs-api-registry/tree/stable-v1"
+    xmlns:ewp="$gh/ewp-specs-architecture/blob/stable-v1/common-types.xsd"
+    xmlns:sec="$gh/ewp-specs-sec-intro/tree/stable-v2"
+    xmlns:sec-A2="$gh/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
+    xmlns:sec-B1="$gh/ewp-specs-sec-srvauth-tlscert/tree/stable-v1"
+    xmlns:sec-B2="$gh/ewp-specs-sec-srvauth-httpsig/tree/stable-v1"
+    xmlns:d6="$gh/ewp-specs-api-discovery/blob/stable-v6/manifest-entry.xsd"
+    xmlns:e2="$gh/ewp-specs-api-echo/blob/stable-v2/manifest-entry.xsd"
+    xmlns:i2="$gh/ewp-specs-api-institutions/blob/stable-v2/manifest-entry.xsd"
+    xmlns:o2="$gh/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd"
+    xmlns:cr1="$gh/ewp-specs-api-course-replication/blob/stable-v1/manifest-entry.xsd"
+    xmlns:c1="$gh/ewp-specs-api-courses/blob/stable-v1/manifest-entry.xsd">
+$(host hei "$port" "$HEI")
+$(host partner "$pport" "$PARTNER")
   <institutions>
-    <hei id="demo.smile-ewp.example">
-      <other-id type="erasmus">F DEMO01</other-id>
+    <hei id="$HEI">
+      <other-id type="erasmus">F  DEMO01</other-id>
       <name xml:lang="fr">Université de démonstration SMILE</name>
       <name xml:lang="en">SMILE Demo University</name>
     </hei>
-    <hei id="partner.demo.example">
-      <other-id type="erasmus">D PARTNER01</other-id>
-      <name xml:lang="en">Demo Partner University</name>
+    <hei id="$PARTNER">
+      <other-id type="erasmus">D  MUSTERS01</other-id>
+      <name xml:lang="de">Universität Musterstadt</name>
+      <name xml:lang="en">University of Musterstadt</name>
     </hei>
   </institutions>
   <binaries>
-$(for k in client server partner-client partner-server; do
-	printf '    <rsa-public-key sha-256="%s">%s</rsa-public-key>\n' "$(keyid $k)" "$(der64 $k)"
+$(for n in hei partner; do
+	for k in client server; do
+		printf '    <rsa-public-key sha-256="%s">%s</rsa-public-key>\n' \
+			"$(keyid $n $k)" "$(der64 $n $k)"
+	done
 done)
   </binaries>
 </catalogue>
 XML
 
-cat >"$demo/ewpd.conf" <<CONF
-; Demo node: see conf/ewpd.conf.example for every key.
+# ---- Configurations (see conf/ewpd.conf.example for every key).
+# conf NODE PORT HEI NAME LANG NAME_EN ERASMUS CONNINFO
+conf() {
+	cat <<CONF
+; Demo node "$1": see conf/ewpd.conf.example for every key.
 [server]
-listen = 127.0.0.1:$port
+listen = 127.0.0.1:$2
 tls = on
 tls_cert = tls/cert.pem
 tls_key = tls/key.pem
 workers = 2
-public_url = https://localhost:$port
+; idle keep-alive clients (a browser on /metrics) hold a stop this long at most
+drain_timeout = 2s
+public_url = https://localhost:$2
 [log]
 level = info
 [ewp]
-hei_id = demo.smile-ewp.example
-hei_name = Université de démonstration SMILE
-hei_name_lang = fr
-hei_name_en = SMILE Demo University
-erasmus_code = F DEMO01
-admin_email = ewp-admin@demo.smile-ewp.example
+hei_id = $3
+hei_name = $4
+hei_name_lang = $5
+hei_name_en = $6
+erasmus_code = $7
+admin_email = ewp-admin@$3
 admin_provider = SMILE EWP gateway (UNICAEN, UNISTRA)
 [keys]
 keys_dir = keys
@@ -134,81 +293,167 @@ server_key = server.pem
 url = file://$demo/catalogue.xml
 refresh = 15m
 cache = catalogue.cache.xml
+; the demo CA: partners' TLS certificates (ewpctl sync without --cacert)
+ca_file = ../ca.pem
 [database]
-conninfo = $conninfo
+conninfo = $8
 CONF
+}
+conf hei "$port" "$HEI" "Université de démonstration SMILE" fr "SMILE Demo University" \
+	"F DEMO01" "$db_hei" >"$demo/hei/ewpd.conf"
+conf partner "$pport" "$PARTNER" "Universität Musterstadt" de "University of Musterstadt" \
+	"D MUSTERS01" "$db_partner" >"$demo/partner/ewpd.conf"
+# ---- SCHEDULED SYNC GOES HERE. When ewpd syncs partners itself (a [sync]
+# section, work in progress elsewhere), append that section to node 1's
+# configuration at this point, e.g.
+#   printf '[sync]\n...\n' >>"$demo/hei/ewpd.conf"
+# It finds what it needs already set: [registry] ca_file (the demo CA) and
+# [database] conninfo. The explicit `ewpctl sync institutions` further down
+# stays (it shows the result at once); ewp.partner_syncs then also shows
+# the daemon's runs.
 
-# The demo partner's view, for `ewpctl call` as that partner.
-cat >"$demo/partner.conf" <<CONF
-[server]
-tls = off
-public_url = https://partner.demo.example
-[ewp]
-hei_id = partner.demo.example
-hei_name = Demo Partner University
-hei_name_lang = en
-admin_email = ewp-admin@partner.demo.example
-[keys]
-keys_dir = keys
-client_key = partner-client.pem
-server_key = partner-server.pem
-[registry]
-url = file://$demo/catalogue.xml
-cache = catalogue.xml
-CONF
-
-echo "== database: $conninfo"
-"$ewpctl" -c "$demo/ewpd.conf" migrate --dir "$top/sql"
-psql "$conninfo" -q -v ON_ERROR_STOP=1 -f "$top/tests/demo/demo-data.sql"
-"$ewpd" -n -c "$demo/ewpd.conf" >/dev/null
-"$ewpd" -c "$demo/ewpd.conf" >"$demo/ewpd.log" 2>&1 &
-echo $! >"$demo/ewpd.pid"
-
-i=0
-until curl -sf --cacert "$demo/tls/cert.pem" "https://localhost:$port/healthz" >/dev/null 2>&1; do
-	i=$((i + 1))
-	if [ $i -gt 50 ]; then
-		echo "ewpd did not start; its log:" >&2
-		cat "$demo/ewpd.log" >&2
-		exit 1
-	fi
-	sleep 0.1
+# ---- Start both nodes and wait for /healthz.
+for n in hei partner; do
+	"$ewpd" -n -c "$demo/$n/ewpd.conf" >/dev/null
+	"$ewpd" -c "$demo/$n/ewpd.conf" >"$demo/$n/ewpd.log" 2>&1 &
+	echo $! >"$demo/$n/ewpd.pid"
 done
+for n in hei:$port partner:$pport; do
+	p=${n#*:}
+	n=${n%:*}
+	i=0
+	until curl -sf --max-time 2 --cacert "$demo/ca.pem" "https://localhost:$p/healthz" \
+		>/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! alive "$(cat "$demo/$n/ewpd.pid")" ||
+			grep -q 'Address already in use' "$demo/$n/ewpd.log"; then
+			echo "ewpd (node $n, port $p) did not start; its log:" >&2
+			cat "$demo/$n/ewpd.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+done
+echo "== both nodes answer: https://localhost:$port (hei) https://localhost:$pport (partner)"
 
-echo "== a signed Echo call from the demo partner, response signature verified:"
-"$ewpctl" -c "$demo/partner.conf" call --cacert "$demo/tls/cert.pem" \
-	"https://localhost:$port/ewp/echo?echo=bonjour&echo=hello"
+# ---- Signed calls, each way: the caller signs with its client key, the
+# callee checks it against the catalogue and signs its response with its
+# server key, which the caller checks in turn.
+echo
+echo "== Echo from the partner to node 1 (the partner's client key, node 1's server key):"
+out=$("$ewpctl" -c "$demo/partner/ewpd.conf" call --cacert "$demo/ca.pem" \
+	"https://localhost:$port/ewp/echo?echo=bonjour&echo=hallo")
+printf '%s\n' "$out" | sed 's/^/   /'
 
+# call NODE URL: a signed call as NODE; the status, the start of the
+# body (indented, the root's namespaces left out) and the signature verdict
+call() {
+	echo "   \$ $ctl -c $d/$1/ewpd.conf call --cacert $d/ca.pem '$2'"
+	out=$("$ewpctl" -c "$demo/$1/ewpd.conf" call --cacert "$demo/ca.pem" "$2") || {
+		printf '%s\n' "$out" >&2
+		exit 1
+	}
+	printf '%s\n' "$out" | sed -n 1p | sed 's/^/   /'
+	printf '%s\n' "$out" | sed -n '/^</p' | xmllint --format - | sed -e 1d -e '2s/ xmlns[^>]*//' |
+		awk 'NR <= 14 { print "   " $0 } NR == 15 { print "   ..." }'
+	printf '%s\n' "$out" | sed -n '/^response signature/p' | sed 's/^/   /'
+}
+echo
+echo "== Institutions and OUnits of the partner, asked by node 1:"
+call hei "https://localhost:$pport/ewp/institutions?hei_id=$PARTNER"
+call hei "https://localhost:$pport/ewp/ounits?hei_id=$PARTNER&ounit_code=MN"
+echo
+echo "== Institutions and OUnits of node 1, asked by the partner:"
+call partner "https://localhost:$port/ewp/institutions?hei_id=$HEI"
+call partner "https://localhost:$port/ewp/ounits?hei_id=$HEI&ounit_code=SCI"
+
+# ---- Node 1 syncs its partners (here: node 2) into its SMILE database.
+echo
+echo "== node 1 syncs its partners' institutions and units:"
+echo "   $ctl -c $d/hei/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas"
+rc=0
+out=$("$ewpctl" -c "$demo/hei/ewpd.conf" sync institutions --cacert "$demo/ca.pem" \
+	--schemas "$top/ewp-schemas" --timeout 10) || rc=$?
+printf '%s\n' "$out" | sed 's/^/   /'
+if [ $rc -ne 0 ]; then
+	echo "the sync failed (exit $rc); node 2's log is $d/partner/ewpd.log" >&2
+	exit 1
+fi
+
+echo
+echo "== what landed in node 1's database ($db_hei):"
+psql "$db_hei" -X -q -v ON_ERROR_STOP=1 -P footer=off <<SQL
+SELECT e.schac_id, e.erasmus_code, e.abbreviation AS abbr, e.website_url,
+       (SELECT string_agg(n->>'lang' || ': ' || (n->>'name'), ' | ')
+        FROM jsonb_array_elements(e.names) n) AS names
+FROM smile.etablissement e WHERE e.schac_id = '$PARTNER';
+SELECT c.ounit_id, c.code, coalesce(p.code, '-') AS parent,
+       (SELECT n->>'name' FROM jsonb_array_elements(c.names) n
+        ORDER BY n->>'lang' = 'en' DESC LIMIT 1) AS name, c.source
+FROM smile.composante c JOIN smile.etablissement e ON e.id = c.etablissement_id
+LEFT JOIN smile.composante p ON p.id = c.parent_id
+WHERE e.schac_id = '$PARTNER' ORDER BY coalesce(p.code, c.code), p.code IS NOT NULL, c.code;
+SELECT coalesce(e.schac_id, c.ounit_id) AS owner, 'address' AS what,
+       concat_ws(', ', a.kind, nullif(array_to_string(a.lines, ' / '), ''), a.street_name, a.building_number,
+                 a.postal_code, a.locality, a.country) AS detail
+FROM smile.address a LEFT JOIN smile.etablissement e ON e.id = a.etablissement_id
+LEFT JOIN smile.composante c ON c.id = a.composante_id
+WHERE coalesce(e.schac_id, (SELECT schac_id FROM smile.etablissement WHERE id = c.etablissement_id)) = '$PARTNER'
+UNION ALL
+SELECT coalesce(e.schac_id, c.ounit_id), 'contact',
+       concat_ws(', ', t.names->0->>'name', t.given_names, t.family_name,
+                 nullif(array_to_string(t.emails, ' '), ''),
+                 nullif(array_to_string(t.phones, ' '), ''))
+FROM smile.contact t LEFT JOIN smile.etablissement e ON e.id = t.etablissement_id
+LEFT JOIN smile.composante c ON c.id = t.composante_id
+WHERE coalesce(e.schac_id, (SELECT schac_id FROM smile.etablissement WHERE id = c.etablissement_id)) = '$PARTNER'
+ORDER BY 1, 2, 3;
+SELECT hei_id, to_char(last_success_at, 'HH24:MI:SS') AS last_success,
+       coalesce(last_error, '-') AS last_error, consecutive_failures AS failures
+FROM ewp.partner_syncs ORDER BY hei_id;
+SQL
+
+hpid=$(cat "$demo/hei/ewpd.pid")
+ppid=$(cat "$demo/partner/ewpd.pid")
 cat <<TXT
 
-The demo node is running (pid $(cat "$demo/ewpd.pid"), log: demo/ewpd.log).
+The demo is running:
+  node 1  $HEI   https://localhost:$port   pid $hpid, log $d/hei/ewpd.log
+  node 2  $PARTNER  https://localhost:$pport   pid $ppid, log $d/partner/ewpd.log
+  PostgreSQL  $pgbase  (databases ewpd_hei, ewpd_partner)
+Each node's files are in $d/hei/ and $d/partner/ (ewpd.conf, keys/, tls/);
+the catalogue is $d/catalogue.xml, the CA of both certificates $d/ca.pem.
 
-  Manifest (register this URL with the EWP Registry in real life):
-    curl --cacert demo/tls/cert.pem https://localhost:$port/ewp/manifest.xml
+  Manifests (what the EWP Registry would read):
+    curl --cacert $d/ca.pem https://localhost:$port/ewp/manifest.xml
+    curl --cacert $d/ca.pem https://localhost:$pport/ewp/manifest.xml
 
-  Echo, signed as the demo partner (key demo/keys/partner-client.pem):
-    build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
+  Signed calls as the partner to node 1 (key $d/partner/keys/client.pem):
+    $ctl -c $d/partner/ewpd.conf call --cacert $d/ca.pem \\
         'https://localhost:$port/ewp/echo?echo=hello'
-    build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
-        -d 'echo=a&echo=b' https://localhost:$port/ewp/echo
+    $ctl -c $d/partner/ewpd.conf call --cacert $d/ca.pem \\
+        -d 'hei_id=$HEI' https://localhost:$port/ewp/institutions
 
-  Institutions and faculties, served from the database:
-    build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
-        'https://localhost:$port/ewp/institutions?hei_id=demo.smile-ewp.example'
-    build/ewpctl -c demo/partner.conf call --cacert demo/tls/cert.pem \\
-        'https://localhost:$port/ewp/ounits?hei_id=demo.smile-ewp.example&ounit_code=SCI'
+  Signed calls as node 1 to the partner:
+    $ctl -c $d/hei/ewpd.conf call --cacert $d/ca.pem \\
+        'https://localhost:$pport/ewp/ounits?hei_id=$PARTNER&ounit_code=PHIL-ROM'
+
+  Sync again (idempotent), or the other way round:
+    $ctl -c $d/hei/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas
+    $ctl -c $d/partner/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas
 
   An unsigned call is refused with 401 and an EWP error-response:
-    curl -i --cacert demo/tls/cert.pem https://localhost:$port/ewp/echo
+    curl -i --cacert $d/ca.pem https://localhost:$port/ewp/echo
 
   Health and metrics:
-    curl --cacert demo/tls/cert.pem https://localhost:$port/healthz
-    curl --cacert demo/tls/cert.pem https://localhost:$port/metrics
+    curl --cacert $d/ca.pem https://localhost:$port/healthz
+    curl --cacert $d/ca.pem https://localhost:$port/metrics
 
-  The database (SMILE core and gateway state, migrated):
-    psql '$conninfo'
+  The databases:
+    psql '$db_hei'
+    psql '$db_partner'
 
-  Reload (config, keys, TLS, catalogue) / stop:
-    kill -HUP $(cat "$demo/ewpd.pid")
+  Reload (config, keys, TLS, catalogue) / stop everything:
+    kill -HUP $hpid $ppid
     make demo-stop
 TXT

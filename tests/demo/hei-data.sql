@@ -1,11 +1,13 @@
--- Demo data for `make demo`: the demo institution with two faculties, and
--- the demo partner, as SMILE would hold them. Fictitious names and numbers.
+-- Demo data of node 1 (`make demo`): our institution with two faculties,
+-- and the partner as SMILE knows it before any sync: by its Erasmus code
+-- only, with one name. `ewpctl sync institutions` finds its SCHAC id in the
+-- catalogue, then fills in the rest from the partner's own APIs.
+-- Fictitious names and numbers.
 INSERT INTO smile.etablissement (schac_id, erasmus_code, pic, names, abbreviation, website_url, is_local)
 VALUES ('demo.smile-ewp.example', 'F  DEMO01', '999000001',
         '[{"lang":"fr","name":"Université de démonstration SMILE"},{"lang":"en","name":"SMILE Demo University"}]',
         'UDS', 'https://www.demo.smile-ewp.example/', true),
-       ('partner.demo.example', 'D  PARTNER01', '999000002',
-        '[{"lang":"en","name":"Demo Partner University"}]', NULL, NULL, false);
+       (NULL, 'D  MUSTERS01', NULL, '[{"lang":"de","name":"Uni Musterstadt"}]', NULL, NULL, false);
 
 INSERT INTO smile.address (etablissement_id, kind, recipient_names, street_name, building_number,
                            postal_code, locality, country)
