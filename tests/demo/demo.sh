@@ -213,6 +213,14 @@ $(sec c1)
         <c1:max-los-ids>10</c1:max-los-ids>
         <c1:max-los-codes>10</c1:max-los-codes>
       </c1:courses>
+$(if [ "$1" = hei ]; then cat <<FS
+      <f1:factsheet version="1.2.0">
+$(sec f1)
+        <f1:url>$u/factsheet</f1:url>
+        <f1:max-hei-ids>10</f1:max-hei-ids>
+      </f1:factsheet>
+FS
+fi)
     </apis-implemented>
     <institutions-covered><hei-id>$3</hei-id></institutions-covered>
     <client-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" client)"/></client-credentials-in-use>
@@ -235,7 +243,8 @@ cat >"$demo/catalogue.xml" <<XML
     xmlns:i2="$gh/ewp-specs-api-institutions/blob/stable-v2/manifest-entry.xsd"
     xmlns:o2="$gh/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd"
     xmlns:cr1="$gh/ewp-specs-api-course-replication/blob/stable-v1/manifest-entry.xsd"
-    xmlns:c1="$gh/ewp-specs-api-courses/blob/stable-v1/manifest-entry.xsd">
+    xmlns:c1="$gh/ewp-specs-api-courses/blob/stable-v1/manifest-entry.xsd"
+    xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd">
 $(host hei "$port" "$HEI")
 $(host partner "$pport" "$PARTNER")
   <institutions>
@@ -285,6 +294,8 @@ hei_name_en = $6
 erasmus_code = $7
 admin_email = ewp-admin@$3
 admin_provider = SMILE EWP gateway (UNICAEN, UNISTRA)
+; the repository's schemas (the demo is not installed)
+schema_dir = $top/ewp-schemas
 [keys]
 keys_dir = keys
 client_key = client.pem
@@ -303,14 +314,16 @@ conf hei "$port" "$HEI" "Université de démonstration SMILE" fr "SMILE Demo Uni
 	"F DEMO01" "$db_hei" >"$demo/hei/ewpd.conf"
 conf partner "$pport" "$PARTNER" "Universität Musterstadt" de "University of Musterstadt" \
 	"D MUSTERS01" "$db_partner" >"$demo/partner/ewpd.conf"
-# ---- SCHEDULED SYNC GOES HERE. When ewpd syncs partners itself (a [sync]
-# section, work in progress elsewhere), append that section to node 1's
-# configuration at this point, e.g.
-#   printf '[sync]\n...\n' >>"$demo/hei/ewpd.conf"
-# It finds what it needs already set: [registry] ca_file (the demo CA) and
-# [database] conninfo. The explicit `ewpctl sync institutions` further down
-# stays (it shows the result at once); ewp.partner_syncs then also shows
-# the daemon's runs.
+# ---- Node 1 also syncs its partners by itself (a child of ewpd, a minute
+# after start, then every hour) and publishes a Mobility Factsheet.
+sed "s|<hei-id>example.edu</hei-id>|<hei-id>$HEI</hei-id>|" "$top/conf/factsheet.example.xml" \
+	>"$demo/hei/factsheet.xml"
+sed -i "s|^schema_dir = .*|&\nfactsheet = factsheet.xml|" "$demo/hei/ewpd.conf"
+cat >>"$demo/hei/ewpd.conf" <<CONF
+[sync]
+interval = 1h
+ca_file = ../ca.pem
+CONF
 
 # ---- Start both nodes and wait for /healthz.
 for n in hei partner; do
@@ -438,9 +451,20 @@ the catalogue is $d/catalogue.xml, the CA of both certificates $d/ca.pem.
     $ctl -c $d/hei/ewpd.conf call --cacert $d/ca.pem \\
         'https://localhost:$pport/ewp/ounits?hei_id=$PARTNER&ounit_code=PHIL-ROM'
 
-  Sync again (idempotent), or the other way round:
+  Node 1's Mobility Factsheet (from $d/hei/factsheet.xml):
+    $ctl -c $d/partner/ewpd.conf call --cacert $d/ca.pem \\
+        'https://localhost:$port/ewp/factsheet?hei_id=$HEI'
+
+  Sync again (idempotent), or the other way round; node 1 also syncs by
+  itself every hour ([sync] interval) and at once on kill -USR1 $hpid:
     $ctl -c $d/hei/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas
     $ctl -c $d/partner/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas
+    $ctl -c $d/hei/ewpd.conf sync status
+
+  The message log: every exchange of both nodes, in and out:
+    $ctl -c $d/hei/ewpd.conf log --limit 10
+    $ctl -c $d/hei/ewpd.conf log --failed
+    $ctl -c $d/hei/ewpd.conf log show ID
 
   An unsigned call is refused with 401 and an EWP error-response:
     curl -i --cacert $d/ca.pem https://localhost:$port/ewp/echo
