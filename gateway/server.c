@@ -63,6 +63,34 @@ server_bind(const char *host, int port, char *err, size_t errlen)
 	return fd;
 }
 
+int
+server_port_free(const char *host, int port, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai;
+	char portstr[8];
+	int fd, one = 1, rc = 0;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if (getaddrinfo(host, portstr, &hints, &ai) != 0)
+		return 0; /* server_bind says why */
+	/* no SO_REUSEPORT here: a socket of another process, even one with
+	 * SO_REUSEPORT set, makes this bind fail */
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd != -1 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	                 bind(fd, ai->ai_addr, ai->ai_addrlen) == -1)) {
+		snprintf(err, errlen, "listen %s:%d: %s%s", host, port, strerror(errno),
+		         errno == EADDRINUSE ? " (another ewpd or another program has it)" : "");
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(ai);
+	return rc;
+}
+
 /* A TLS bufferevent per accepted connection, with the current context. */
 static struct bufferevent *
 server_tls_bev_cb(struct event_base *base, void *arg)

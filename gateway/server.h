@@ -13,6 +13,12 @@
 
 /* Binds listen (SO_REUSEPORT) and starts serving; -1 with err set. */
 struct server *server_new(struct ewpd *d, char *err, size_t errlen);
+/*
+ * Whether nobody listens on host:port yet: workers bind with SO_REUSEPORT,
+ * which would let a second ewpd of the same user share the port silently.
+ * 0, or -1 with the reason in err. Checked once by the supervisor.
+ */
+int server_port_free(const char *host, int port, char *err, size_t errlen);
 /* Applies reloadable settings (timeouts). */
 void server_reconfigure(struct server *s, const struct conf *c);
 /* Stops accepting new connections; open ones are served on. */

@@ -18,6 +18,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "registry.h"
+#include "server.h"
 #include "supervisor.h"
 #include "sync.h"
 #include "xmalloc.h"
@@ -408,10 +409,17 @@ int
 supervisor_run(struct worker_assets *a)
 {
 	struct supervisor s = {.a = *a};
+	char msg[512];
 	sigset_t set;
 	siginfo_t info;
 
 	memset(a, 0, sizeof(*a));
+	if (server_port_free(s.a.conf->listen_host, s.a.conf->listen_port, msg, sizeof(msg)) ==
+	    -1) {
+		log_error("%s", msg);
+		worker_assets_free(&s.a);
+		return 1;
+	}
 	s.metrics = metrics_new();
 	s.nonce = nonce_new(SUP_NONCE_SLOTS, true);
 	s.nworkers = s.a.conf->workers;

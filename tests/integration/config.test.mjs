@@ -125,3 +125,17 @@ itest(() => null, 'config: missing required key (hei_id) → non-zero, names the
   assert.notEqual(r.code, 0, `a configuration without hei_id must be refused${show(r)}`);
   assert.ok((r.stderr + r.stdout).includes('hei_id'), `message must name hei_id${show(r)}`);
 });
+
+itest(() => fx, 'config: a second ewpd on a port already served → refused at once, the first keeps serving alone', async () => {
+  await fx.start();
+  try {
+    const r = await runEwpd(['-c', fx.confPath]);
+    assert.ok(!r.timedOut, `the second ewpd kept running: it would share the port (SO_REUSEPORT)${show(r)}`);
+    assert.notEqual(r.code, 0, show(r));
+    assert.match(r.stderr, new RegExp(`listen 127\\.0\\.0\\.1:${fx.port}: Address already in use \\(another ewpd or another program has it\\)`), show(r));
+    assert.ok(r.ms < 3000, `took ${r.ms} ms${show(r)}`);
+    assert.equal((await fx.get('/healthz')).status, 200, 'the first one still answers');
+  } finally {
+    await fx.stop();
+  }
+});
