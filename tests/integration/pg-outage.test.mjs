@@ -17,7 +17,6 @@
 // covers concurrency, both workers, the transitions, a crash of the
 // server, worker survival and a start without database.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { after, before } from 'node:test';
@@ -288,19 +287,27 @@ itest(() => fx, 'pg outage: crash (pg_ctl -m immediate, crash recovery at restar
   await outageUnderLoad(t, 'immediate');
 }, { timeout: 45000 });
 
+// A lock held by a prepared transaction outlives the server's backends, so
+// the queries waiting behind it cannot finish before the shutdown kills
+// them: each is certainly in flight when the server stops.
+const LOCK_GID = 'pg-outage-lock';
+
 itest(() => fx, 'pg outage: queries waiting on a lock when the server stops (fast) → each answered 503 within the bound, none 500', async (t) => {
   assert.ok(reference, 'reference answers');
   const pids = childPids(fx.proc.pid);
-  // a session holding the table: ewpd's queries wait behind it, in flight
-  const holder = spawn('psql', [fx.pg.conninfo, '-v', 'ON_ERROR_STOP=1', '-qc',
-    'BEGIN; LOCK TABLE smile.etablissement IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);'], { stdio: 'ignore' });
-  const holderDone = new Promise((resolve) => holder.once('exit', resolve));
+  // prepared transactions need max_prepared_transactions > 0, read at start
+  fx.pg.psql('ALTER SYSTEM SET max_prepared_transactions = 2');
+  await fx.pg.haltAsync('fast');
+  await fx.pg.resumeAsync();
   let halted = false;
+  let locked = false;
   try {
     await pollUntil(async () => {
-      const n = fx.pg.psql(`SELECT count(*) FROM pg_locks WHERE relation = 'smile.etablissement'::regclass AND mode = 'AccessExclusiveLock' AND granted`);
-      return { ok: n === '1', detail: `${n} lock` };
-    }, 5000, 'the lock taken');
+      const res = await fx.send(KINDS['institutions GET']());
+      return { ok: res.status === 200, detail: `HTTP ${res.status}` };
+    }, RECOVERY_BOUND_MS, 'service back after the configuration restart', 100);
+    fx.pg.psql(`BEGIN; LOCK TABLE smile.etablissement IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION '${LOCK_GID}';`);
+    locked = true;
     const N = 16; // more than the 2 x 4 connections of the pools: some wait in ewpd's own queue
     const pending = Array.from({ length: N }, (_, i) => {
       const kind = i % 2 ? 'institutions GET' : 'institutions POST';
@@ -310,9 +317,9 @@ itest(() => fx, 'pg outage: queries waiting on a lock when the server stops (fas
         .then((res) => ({ kind, req, res, status: res.status, t0, t1: Date.now(), client: i }),
           (e) => ({ kind, req, error: `${e.code || ''} ${e.message}`, t0, t1: Date.now(), client: i }));
     });
-    await pollUntil(async () => {
-      const n = fx.pg.psql(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name <> 'psql'`);
-      return { ok: Number(n) >= 4, detail: `${n} queries waiting` };
+    const waiting = await pollUntil(async () => {
+      const n = fx.pg.psql(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'`);
+      return { ok: Number(n) >= 4, n, detail: `${n} queries waiting` };
     }, 5000, 'ewpd\'s queries waiting on the lock');
     await sleep(300); // the others reach the server or ewpd's queue
     const tHalt = Date.now();
@@ -323,9 +330,11 @@ itest(() => fx, 'pg outage: queries waiting on a lock when the server stops (fas
     assert.equal(bad.length, 0, `in flight when the server stopped: 503 within ${ANSWER_BOUND_MS} ms of the stop\n` +
       `${bad.slice(0, 3).map(describe).join('\n')}`);
     assertErrorBodies(recs, 'in flight at the stop');
-    t.diagnostic(`slowest answer after the stop: ${Math.max(...recs.map((r) => r.t1 - tHalt))} ms`);
+    t.diagnostic(`${waiting.n} queries waiting in the server; slowest answer after the stop: ${Math.max(...recs.map((r) => r.t1 - tHalt))} ms`);
     await fx.pg.resumeAsync();
     halted = false;
+    fx.pg.psql(`ROLLBACK PREPARED '${LOCK_GID}'`);
+    locked = false;
     await pollUntil(async () => {
       const req = KINDS['institutions GET']();
       const res = await fx.send(req);
@@ -334,8 +343,7 @@ itest(() => fx, 'pg outage: queries waiting on a lock when the server stops (fas
     assert.deepEqual(childPids(fx.proc.pid), pids, 'same workers');
   } finally {
     if (halted) await fx.pg.resumeAsync();
-    try { holder.kill('SIGKILL'); } catch { /* gone */ }
-    await holderDone;
+    if (locked) fx.pg.psql(`ROLLBACK PREPARED '${LOCK_GID}'`);
   }
 }, { timeout: 45000 });
 

@@ -46,14 +46,20 @@ const DATA = {
     units: [['n-law', 'NLAW', 'Law School N', null]] },
 };
 
-function institutionsXml(heiId, { padding = 0 } = {}) {
+function institutionsXml(heiId, { padding = 0, officialExtras = false } = {}) {
   const d = DATA[heiId];
   let x = `<?xml version="1.0" encoding="UTF-8"?>\n<institutions-response xmlns="${NS_I}" xmlns:a="${NS_A}" xmlns:c="${NS_C}">\n`;
   if (d) {
     x += `  <hei>\n    <hei-id>${xmlEscape(heiId)}</hei-id>\n    <name xml:lang="en">${xmlEscape(d.name)}</name>\n`;
     x += `    <abbreviation>${d.abbr}</abbreviation>\n`;
     x += `    <a:street-address><a:locality>${d.locality}</a:locality><a:country>FR</a:country></a:street-address>\n`;
+    if (officialExtras) {
+      // optional parts of the official Institutions v2 response that ewpd itself does not serve
+      x += `    <website-url xml:lang="en">https://www.${heiId}/en</website-url>\n    <website-url xml:lang="fr">https://www.${heiId}/fr</website-url>\n`;
+      x += `    <course-catalogue-url>https://courses.${heiId}/</course-catalogue-url>\n`;
+    }
     x += `    <c:contact><c:contact-name xml:lang="en">International office</c:contact-name><c:email>${d.email}</c:email></c:contact>\n`;
+    if (officialExtras) x += `    <root-ounit-id>${d.units[0][0]}</root-ounit-id>\n`;
     for (const [id] of d.units) x += `    <ounit-id>${id}</ounit-id>\n`;
     x += '  </hei>\n';
   }
@@ -443,4 +449,17 @@ itest(() => b, 'sync: a partner whose street address changed → the new one rep
   assert.equal(resultOf(r, KNOWN)?.result, 'ok', describeRun(r));
   assert.equal(a.pg.psql(`SELECT string_agg(ad.kind || '|' || ad.locality, ';') FROM smile.address ad
     JOIN smile.etablissement e ON e.id = ad.etablissement_id WHERE e.schac_id = '${KNOWN}'`), 'street|Marseille');
+});
+
+// Not a fault either: the official Institutions v2 schema lets a partner
+// give several website-url (with xml:lang), course-catalogue-url and
+// root-ounit-id. Such an answer is valid EWP and must be synced.
+itest(() => b, 'sync: an answer using optional parts of the official Institutions v2 schema (website-url with xml:lang, course-catalogue-url, root-ounit-id) is synced', async () => {
+  const body = institutionsXml(NEW, { officialExtras: true });
+  assertValid(body, specPath('ewp-specs-api-institutions', 'response.xsd'), 'the answer (official schema)');
+  double.handle((req) => double.reply(req, req.api === 'institutions' ? { body } : goodAnswer(req)));
+  const r = await sync(10, NEW);
+  assert.equal(r.status, 0, describeRun(r));
+  assert.equal(resultOf(r, NEW)?.result, 'ok', describeRun(r));
+  assert.equal(a.pg.psql(`SELECT website_url FROM smile.etablissement WHERE schac_id = '${NEW}'`), `https://www.${NEW}/en`);
 });
