@@ -396,3 +396,9 @@ itest(() => fx, 'pg outage: ewpd started while the database is down → healthz 
     if (!fs.existsSync(`${fx.pg.dir}/data/postmaster.pid`)) await fx.pg.resumeAsync();
   }
 }, { timeout: 45000 });
+
+itest(() => fx, 'pg outage: after all that, ewpd stops cleanly (exit 0, no sanitizer report in its log)', async () => {
+  const r = await fx.stop();
+  assert.deepEqual({ code: r?.code, signal: r?.signal }, { code: 0, signal: null }, `ewpd exit\n${fx.log(0, 4000)}`);
+  assert.doesNotMatch(fx.log(0, Infinity), /Sanitizer|runtime error/, 'no sanitizer report');
+});

@@ -264,6 +264,8 @@ async function runFaultCase(t, c) {
     double.hangConnections = false;
   }
   const what = `${c.title}\n${describeRun(r)}`;
+  // exit 1 is also what a sanitizer report ends with: it must not be one
+  assert.doesNotMatch(r.stderr, /Sanitizer|runtime error/, `ewpctl under a sanitizer reported an error\n${what}`);
   assert.equal(r.status, 1, `some partner failed: exit 1\n${what}`);
   for (const hei of [KNOWN, NEW]) {
     const res = resultOf(r, hei);
