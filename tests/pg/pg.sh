@@ -6,7 +6,7 @@
 #
 #   tests/pg/pg.sh start DIR [PORT]   initdb + start; prints "host=DIR port=PORT"
 #   tests/pg/pg.sh stop DIR           stop the server and remove DIR
-#   tests/pg/pg.sh halt DIR           stop the server (pg_ctl -m fast), keep DIR
+#   tests/pg/pg.sh halt DIR [MODE]    stop the server (pg_ctl -m MODE, default fast), keep DIR
 #   tests/pg/pg.sh resume DIR PORT    start a halted server again
 set -eu
 
@@ -30,7 +30,7 @@ as_owner() {
 cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || {
-	echo "usage: pg.sh start DIR [PORT] | stop DIR | halt DIR | resume DIR PORT" >&2
+	echo "usage: pg.sh start DIR [PORT] | stop DIR | halt DIR [MODE] | resume DIR PORT" >&2
 	exit 2
 }
 
@@ -70,7 +70,13 @@ stop)
 	rm -rf "$dir"
 	;;
 halt)
-	as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+	mode=${3:-fast}
+	case $mode in fast | immediate | smart) ;; *)
+		echo "pg.sh: halt mode is fast, immediate or smart" >&2
+		exit 2
+		;;
+	esac
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
 	;;
 resume)
 	pg_start "$dir" "${3:?port}"

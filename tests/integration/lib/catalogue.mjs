@@ -74,3 +74,33 @@ export function buildCatalogue({ hosts, institutions }) {
   x += '  </binaries>\n</catalogue>\n';
   return x;
 }
+
+const INST_ENTRY_NS = 'https://github.com/erasmus-without-paper/ewp-specs-api-institutions/blob/stable-v2/manifest-entry.xsd';
+const OU_ENTRY_NS = 'https://github.com/erasmus-without-paper/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd';
+
+function httpsigSecurity(p) {
+  return `<${p}:http-security>
+          <sec:client-auth-methods><sec-A2:httpsig/></sec:client-auth-methods>
+          <sec:server-auth-methods><sec-B2:httpsig/></sec:server-auth-methods>
+        </${p}:http-security>`;
+}
+
+// Adds Institutions v2 (max-hei-ids 1) and, unless ounits is false,
+// Organizational Units v2 (no max-ounit-ids: one id per request) entries
+// at `base` next to the Echo entry of echoUrl in a buildCatalogue() text.
+export function addInstitutionsApis(xml, echoUrl, base, { ounits = true } = {}) {
+  const anchor = `<e2:url>${xmlEscape(echoUrl)}</e2:url>\n      </e2:echo>\n`;
+  if (!xml.includes(anchor)) throw new Error(`catalogue has no echo entry for ${echoUrl}`);
+  let extra = `      <i2:institutions xmlns:i2="${INST_ENTRY_NS}" version="2.2.0">
+        ${httpsigSecurity('i2')}
+        <i2:url>${xmlEscape(base)}/ewp/institutions</i2:url>
+        <i2:max-hei-ids>1</i2:max-hei-ids>
+      </i2:institutions>\n`;
+  if (ounits) {
+    extra += `      <o2:organizational-units xmlns:o2="${OU_ENTRY_NS}" version="2.2.0">
+        ${httpsigSecurity('o2')}
+        <o2:url>${xmlEscape(base)}/ewp/ounits</o2:url>
+      </o2:organizational-units>\n`;
+  }
+  return xml.replace(anchor, anchor + extra);
+}

@@ -42,6 +42,28 @@ export function runEwpctl(args, { timeout = 30000, cwd } = {}) {
     cmd: `ewpctl ${args.join(' ')}` };
 }
 
+// Runs ewpctl without blocking the event loop (for tests whose own
+// servers must answer it). Resolves { status, signal, stdout, stderr, cmd, ms }.
+export function runEwpctlAsync(args, { timeout = 60000, cwd } = {}) {
+  requireBinary(EWPCTL, 'ewpctl');
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const p = spawn(EWPCTL, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } }, timeout);
+    p.once('error', (e) => { clearTimeout(timer); children.delete(p); reject(new Error(`cannot run ewpctl ${args.join(' ')}: ${e.message}`)); });
+    p.once('close', (status, signal) => {
+      clearTimeout(timer);
+      children.delete(p);
+      resolve({ status, signal, stdout, stderr, cmd: `ewpctl ${args.join(' ')}`, ms: Date.now() - t0 });
+    });
+  });
+}
+
 export function describeRun(r) {
   return `$ ${r.cmd}\nexit ${r.status}${r.signal ? ` (signal ${r.signal})` : ''}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 }

@@ -1,6 +1,6 @@
 // A throwaway PostgreSQL cluster per test file, through tests/pg/pg.sh:
 // its own directory, a Unix socket there, no TCP, removed at the end.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -38,6 +38,25 @@ export class Postgres {
   resume() {
     const r = spawnSync(PG_SH, ['resume', this.dir, String(this.port)], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`cannot resume PostgreSQL:\n${r.stdout}\n${r.stderr}`);
+  }
+
+  // The same without blocking the event loop (for tests whose clients keep
+  // talking meanwhile); mode: pg_ctl's shutdown mode, 'fast' or 'immediate'.
+  haltAsync(mode = 'fast') {
+    return this._pgsh(['halt', this.dir, mode], 'halt');
+  }
+
+  resumeAsync() {
+    return this._pgsh(['resume', this.dir, String(this.port)], 'resume');
+  }
+
+  _pgsh(args, what) {
+    return new Promise((resolve, reject) => {
+      execFile(PG_SH, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`cannot ${what} PostgreSQL:\n${stdout}\n${stderr}`));
+        else resolve();
+      });
+    });
   }
 
   stop() {
