@@ -155,8 +155,9 @@ install: all
 	install -m 0644 conf/ewpd.conf.example conf/factsheet.example.xml $(DESTDIR)/etc/ewpd/
 	install -d $(DESTDIR)$(PREFIX)/share/ewpd/sql
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ewpd/sql/
-	install -d $(DESTDIR)$(PREFIX)/share/ewpd/schemas
+	install -d $(DESTDIR)$(PREFIX)/share/ewpd/schemas/intake
 	install -m 0644 ewp-schemas/*.xsd $(DESTDIR)$(PREFIX)/share/ewpd/schemas/
+	install -m 0644 ewp-schemas/intake/*.xsd $(DESTDIR)$(PREFIX)/share/ewpd/schemas/intake/
 
 clean:
 	rm -rf build build-san build-fuzz ewpd ewpctl

@@ -150,9 +150,9 @@ sync_setup(struct sync *s, const struct sync_opts *o, char *err, size_t errlen)
 
 	s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : c->sync_timeout * 1000L;
 	s->body_max = (size_t)c->message_body_max;
-	if ((s->inst_xsd = sync_schema(schemas, "institutions-response.xsd", err, errlen)) ==
+	if ((s->inst_xsd = sync_schema(schemas, "intake/institutions-response.xsd", err, errlen)) ==
 	        NULL ||
-	    (s->ou_xsd = sync_schema(schemas, "ounits-response.xsd", err, errlen)) == NULL)
+	    (s->ou_xsd = sync_schema(schemas, "intake/ounits-response.xsd", err, errlen)) == NULL)
 		return -1;
 	if ((s->reg = registry_load_file(c->registry_cache, err, errlen)) == NULL)
 		return -1;

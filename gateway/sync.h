@@ -34,7 +34,8 @@ typedef void sync_report_cb(const struct sync_outcome *o, void *arg);
 struct sync_opts {
 	const struct conf *conf; /* our HEI, keys, catalogue cache, message_body_max */
 	const char *conninfo;    /* NULL: conf's [database] conninfo */
-	const char *schema_dir;  /* NULL: conf's [ewp] schema_dir (our response XSDs) */
+	const char *schema_dir;  /* NULL: conf's [ewp] schema_dir; answers are checked
+	                            against its intake/ schemas (as wide as EWP's own) */
 	const char *ca_file;     /* partners' TLS trust anchors; NULL or "": system store */
 	long timeout_ms;         /* per request; 0: conf's [sync] timeout */
 	const char *const *heis; /* only these partners; none: every partner */

@@ -3,6 +3,7 @@
 // (ewp-notes 10.3), both methods, schema validity, and a database that
 // goes away and comes back while ewpd keeps running.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before } from 'node:test';
 
 import { Ewpd, HEI_ID, PARTNER_HEI, itest } from './lib/daemon.mjs';
@@ -61,6 +62,7 @@ async function institutions(ids, method = 'GET') {
   assertXmlContentType(res, req);
   assertValid(res.body, specPath('ewp-specs-api-institutions', 'response.xsd'), 'institutions response (official)');
   assertValid(res.body, projectSchema('institutions-response.xsd'), 'institutions response (ewp-schemas)');
+  assertValid(res.body, projectSchema('intake/institutions-response.xsd'), 'institutions response (what a syncing ewpd accepts)');
   const root = parseXml(res.body);
   assert.equal(root.local, 'institutions-response', `root element${exchange(req, res)}`);
   assert.equal(root.ns, NS_INST, `root namespace${exchange(req, res)}`);
@@ -166,3 +168,7 @@ itest(() => fx, 'institutions: database stopped → 503 error-response, ewpd up,
   assert.deepEqual(heiIds(heis), [HEI_ID]);
   assert.ok(fx.alive);
 }, { timeout: 60000 });
+
+itest(() => fx, 'institutions: the official example response passes the intake schema the sync checks partners with', async () => {
+  assertValid(fs.readFileSync(specPath('ewp-specs-api-institutions', 'response-example.xml')), projectSchema('intake/institutions-response.xsd'), 'official example');
+});

@@ -2,6 +2,7 @@
 // ounit_id XOR ounit_code, limits, hierarchy, no unit of one HEI answered
 // for another, schema validity, and a database that goes away and back.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before } from 'node:test';
 
 import { Ewpd, HEI_ID, PARTNER_HEI, itest } from './lib/daemon.mjs';
@@ -56,6 +57,7 @@ async function ounits(params, method = 'GET') {
   assertXmlContentType(res, req);
   assertValid(res.body, specPath('ewp-specs-api-ounits', 'response.xsd'), 'ounits response (official)');
   assertValid(res.body, projectSchema('ounits-response.xsd'), 'ounits response (ewp-schemas)');
+  assertValid(res.body, projectSchema('intake/ounits-response.xsd'), 'ounits response (what a syncing ewpd accepts)');
   const root = parseXml(res.body);
   assert.equal(root.local, 'ounits-response', `root element${exchange(req, res)}`);
   assert.equal(root.ns, NS_OU, `root namespace${exchange(req, res)}`);
@@ -168,4 +170,8 @@ itest(() => fx, 'ounits: ids that are not EWP identifiers (bad UTF-8, too long) 
   const res = await fx.send(req);
   assertStatus(res, 200, req, 'a bad ounit_id is an unknown id');
   assert.deepEqual(ids(parseXml(res.body).elements(NS_OU, 'ounit')), ['ou-sci'], exchange(req, res));
+});
+
+itest(() => fx, 'ounits: the official example response passes the intake schema the sync checks partners with', async () => {
+  assertValid(fs.readFileSync(specPath('ewp-specs-api-ounits', 'response-example.xml')), projectSchema('intake/ounits-response.xsd'), 'official example');
 });
