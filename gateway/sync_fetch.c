@@ -97,28 +97,30 @@ call_check(struct sync_call *c, const struct httpc_result *res)
 	char xerr[SYNC_ERR_LEN], dev[320];
 
 	if (res->error != HTTPC_ERR_NONE) {
-		snprintf(c->err, c->errlen, "%s: %s", httpc_error_name(res->error),
+		snprintf(c->err, c->errlen, "%s: %s: %s", c->log.api, httpc_error_name(res->error),
 		         res->error_message);
 		return;
 	}
 	if (!res->verified) {
-		snprintf(c->err, c->errlen, "HTTP %ld, response signature refused: %s", res->status,
+		snprintf(c->err, c->errlen, "%s: HTTP %ld, response signature refused: %s",
+		         c->log.api, res->status,
 		         res->verdict ? res->verdict->message : "no verdict");
 		return;
 	}
 	if (res->status != 200) {
 		developer_message(res, dev, sizeof(dev));
-		snprintf(c->err, c->errlen, "HTTP %ld%s", res->status, dev);
+		snprintf(c->err, c->errlen, "%s: HTTP %ld%s", c->log.api, res->status, dev);
 		return;
 	}
 	c->doc = xml_parse(res->body, res->body_len, SYNC_MAX_RESPONSE, xerr, sizeof(xerr));
 	if (c->doc == NULL) {
-		snprintf(c->err, c->errlen, "invalid XML: %.400s", xerr);
+		snprintf(c->err, c->errlen, "%s: invalid XML: %.400s", c->log.api, xerr);
 		c->log.validation = MSGLOG_INVALID;
 		return;
 	}
 	if (xsd_validate(c->xsd, c->doc, xerr, sizeof(xerr)) == -1) {
-		snprintf(c->err, c->errlen, "response does not match the schema: %.400s", xerr);
+		snprintf(c->err, c->errlen, "%s: response does not match the schema: %.400s",
+		         c->log.api, xerr);
 		c->log.validation = MSGLOG_INVALID;
 		xmlFreeDoc(c->doc);
 		c->doc = NULL;

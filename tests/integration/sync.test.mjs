@@ -201,7 +201,7 @@ itest(() => b, 'sync copies the partner institution and its exposed units; the d
   assert.equal(a.pg.psql(`SELECT count(*) FROM ewp.message_log l JOIN ewp.partner_syncs p ON p.last_log_id = l.id
     WHERE p.hei_id = '${HEI_ID}' AND l.partner_hei_ids = ARRAY['${HEI_ID}']`), '1', 'partner_syncs points at the last exchange');
   assert.match(a.pg.psql(`SELECT concat_ws('|', direction, status IS NULL, error) FROM ewp.message_log
-    WHERE partner_hei_ids = ARRAY['${DEAD_HEI}']`), /^out\|t\|connect: /, 'the refused connection is logged');
+    WHERE partner_hei_ids = ARRAY['${DEAD_HEI}']`), /^out\|t\|institutions: connect: /, 'the refused connection is logged');
   // the Erasmus-code-only institution got its SCHAC id from the catalogue
   assert.equal(a.pg.psql(`SELECT schac_id FROM smile.etablissement WHERE erasmus_code = 'D  ERASMUS01'`), ERASMUS_ONLY);
   // our own row untouched
@@ -296,7 +296,7 @@ itest(() => b, 'ewpd runs the sync on its schedule and on SIGUSR1, in a child pr
     assert.ok(attempts() > before1, 'the exchanges of the scheduled sync are in the message log');
     assert.ok(await metric('ewpd_sync_finished_timestamp_seconds') > 0);
     assert.match(log(), /ewpd-sync\[\d+\].*sync finished: 1 partners synced, 1 failed/, log());
-    assert.match(log(), /sync: dead\.example\.org: connect/, 'a failing partner is named in the log');
+    assert.match(log(), /sync: dead\.example\.org: institutions: connect/, 'a failing partner is named in the log');
     // SIGUSR1: one more run at once
     const runs = await metric('ewpd_sync_runs_total');
     p.kill('SIGUSR1');
@@ -308,7 +308,7 @@ itest(() => b, 'ewpd runs the sync on its schedule and on SIGUSR1, in a child pr
     const st = runEwpctl(['-c', confPath, 'sync', 'status']);
     assert.equal(st.status, 0, describeRun(st));
     assert.match(st.stdout, new RegExp(`^${HEI_ID.replace('.', '\\.')}\\s+\\d{4}-\\d\\d-\\d\\d \\S+\\s+\\d{4}-\\d\\d-\\d\\d \\S+\\s+0\\s*$`, 'm'), st.stdout);
-    assert.match(st.stdout, /^dead\.example\.org\s+\S+ \S+\s+-\s+[1-9]\d*\s+connect: /m, st.stdout);
+    assert.match(st.stdout, /^dead\.example\.org\s+\S+ \S+\s+-\s+[1-9]\d*\s+institutions: connect: /m, st.stdout);
   } finally {
     p.kill('SIGTERM');
     const r = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve(null), 15000))]);
