@@ -446,7 +446,7 @@ fi
 
 metrics_snap() { # FILE: the counters worth diffing
 	curl -sf "http://127.0.0.1:$port/metrics" |
-		grep -E '^ewpd_(requests_total|signature_failures_total|signed_responses)' >"$1" 2>/dev/null
+		grep -E '^ewpd_(requests_total|signature_failures_total|signed_responses|message_log_)' >"$1" 2>/dev/null
 }
 metrics_diff() { # BEFORE AFTER: the counters that moved
 	awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; if (d != 0) printf "    %s +%d\n", $1, d }' "$1" "$2"
@@ -671,7 +671,12 @@ else
 fi
 
 # ---------------------------------------------------------------- 5. RSS
+# every exchange of the runs above went to ewp.message_log: written or dropped
+sleep 1
+ml_rows=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '$1 == "ewpd_message_log_rows_total" { print $2 }')
+ml_dropped=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '$1 == "ewpd_message_log_dropped_total" { print $2 }')
 hdr "5. peak RSS (VmHWM) after the runs"
+say "  message log: ${ml_rows:-?} rows written, ${ml_dropped:-?} dropped (the database could not keep up)"
 rss_master='' rss_worker_max=''
 if [ -n "$master" ] && kill -0 "$master" 2>/dev/null; then
 	rss_master=$(hwm "$master" VmHWM)
@@ -993,6 +998,7 @@ say "verify-only echo / nginx: $(na "$r_nginx") (target >= 0.5)"
 say "Institutions 10 ids / RSA sign ceiling: $(na "$r_inst"); / signed echo: $(na "$r_inst_echo")"
 say "sync exchanges/s / RSA sign ceiling ($NPROC cores): $(na "$r_sync"); / sequential ceiling (sign/s / 2): $(na "$r_sync_seq")"
 say "RSS per worker: $(na "$rss_worker_max") MB (target < 30)"
+say "message log during the runs: ${ml_rows:-?} rows written, ${ml_dropped:-?} dropped"
 say "(bench took $(($(date +%s) - START)) s)"
 # headline figures, one "name<TAB>value" a line, for scripts
 {

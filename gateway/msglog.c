@@ -206,15 +206,27 @@ msglog_insert_pg(PGconn *db, const struct msglog_entry *e, size_t body_max, long
 /* ------------------------------------------------------------------ */
 /* The batching writer of a worker                                      */
 
+/*
+ * Rows wait in chunks of at most MSGLOG_CHUNK_BYTES of JSON, sent one
+ * chunk per statement: a backlog (the database slower than the traffic,
+ * or away) never makes one huge statement, and neither our buffers nor
+ * libpq's grow past a chunk.
+ */
+struct msglog_chunk {
+	struct msglog_chunk *next;
+	struct buf json; /* "[obj,obj,..." : the closing bracket is added when sent */
+	size_t rows;
+};
+
 struct msglog {
 	struct event_base *base;
 	struct db_pool *db;
 	struct metrics *metrics;
 	size_t body_max;
-	struct buf queued; /* objects separated by commas, no brackets */
-	size_t nqueued;
-	struct buf sending; /* the batch in flight, brackets included */
-	size_t nsending;
+	struct msglog_chunk *head, *tail; /* oldest first */
+	size_t queued_bytes, queued_rows;
+	struct msglog_chunk *sending; /* the chunk of q */
+	struct buf entry;             /* scratch: one entry's JSON */
 	struct db_query *q;
 	struct event *timer;
 	bool retry_wait; /* the database was down: wait before the next try */
@@ -239,8 +251,7 @@ msglog_new(struct event_base *base, struct db_pool *db, struct metrics *m, size_
 	ml->db = db;
 	ml->metrics = m;
 	ml->body_max = body_max;
-	buf_init(&ml->queued, MSGLOG_MAX_QUEUED_BYTES);
-	buf_init(&ml->sending, MSGLOG_MAX_QUEUED_BYTES + 2);
+	buf_init(&ml->entry, 4 * MSGLOG_MAX_BODY_MAX); /* two bodies in base64, headers */
 	if ((ml->timer = evtimer_new(base, msglog_timer_cb, ml)) == NULL ||
 	    (ml->purge_timer = evtimer_new(base, msglog_purge_cb, ml)) == NULL)
 		fatalx("evtimer_new failed");
@@ -326,60 +337,77 @@ msglog_arm(struct msglog *ml, long ms)
 }
 
 static void
+msglog_chunk_free(struct msglog_chunk *c)
+{
+	if (c != NULL) {
+		buf_free(&c->json);
+		free(c);
+	}
+}
+
+/* Puts a chunk that could not be written back at the head of the queue. */
+static void
+msglog_requeue(struct msglog *ml, struct msglog_chunk *c)
+{
+	c->json.len--; /* the closing bracket added to send it */
+	c->next = ml->head;
+	ml->head = c;
+	if (ml->tail == NULL)
+		ml->tail = c;
+	ml->queued_bytes += c->json.len;
+	ml->queued_rows += c->rows;
+}
+
+static void
 msglog_sent_cb(PGresult *res, const char *err, void *arg)
 {
 	struct msglog *ml = arg;
+	struct msglog_chunk *c = ml->sending;
 
 	ml->q = NULL;
+	ml->sending = NULL;
 	if (res != NULL) {
 		if (ml->metrics)
-			metrics_add(&ml->metrics->message_log_rows, ml->nsending);
+			metrics_add(&ml->metrics->message_log_rows, c->rows);
+		msglog_chunk_free(c);
 	} else if (db_err_unavailable(err) &&
-	           ml->queued.len + ml->sending.len + 1 < MSGLOG_MAX_QUEUED_BYTES) {
-		/* Keep the batch, older rows first, and try again later. */
-		struct buf merged;
-
-		buf_init(&merged, MSGLOG_MAX_QUEUED_BYTES);
-		if (buf_add(&merged, ml->sending.data + 1, ml->sending.len - 2) == -1 ||
-		    (ml->nqueued && (buf_add(&merged, ",", 1) == -1 ||
-		                     buf_add(&merged, ml->queued.data, ml->queued.len) == -1)))
-			fatalx("message log merge overflow");
-		buf_free(&ml->queued);
-		ml->queued = merged;
-		ml->nqueued += ml->nsending;
+	           ml->queued_bytes + c->json.len <= MSGLOG_MAX_QUEUED_BYTES) {
+		/* kept, older rows first, and tried again later */
+		msglog_requeue(ml, c);
 		ml->retry_wait = true;
 	} else {
-		log_warnx("message log: %zu rows not written: %s", ml->nsending, err);
-		msglog_dropped(ml, ml->nsending);
+		log_warnx("message log: %zu rows not written: %s", c->rows, err);
+		msglog_dropped(ml, c->rows);
+		msglog_chunk_free(c);
 	}
-	buf_reset(&ml->sending);
-	ml->nsending = 0;
-	if (ml->nqueued)
-		msglog_arm(ml, ml->retry_wait ? MSGLOG_RETRY_MS : MSGLOG_FLUSH_MS);
+	if (ml->head != NULL)
+		msglog_arm(ml, ml->retry_wait ? MSGLOG_RETRY_MS : 0);
 }
 
 void
 msglog_flush(struct msglog *ml)
 {
+	struct msglog_chunk *c;
 	const char *param;
 
-	if (ml == NULL || ml->q != NULL || ml->nqueued == 0)
+	if (ml == NULL || ml->q != NULL || ml->head == NULL)
 		return;
+	c = ml->head;
+	ml->head = c->next;
+	if (ml->head == NULL)
+		ml->tail = NULL;
+	ml->queued_bytes -= c->json.len;
+	ml->queued_rows -= c->rows;
 	if (ml->db == NULL) {
-		msglog_dropped(ml, ml->nqueued);
-		buf_reset(&ml->queued);
-		ml->nqueued = 0;
+		msglog_dropped(ml, c->rows);
+		msglog_chunk_free(c);
 		return;
 	}
 	ml->retry_wait = false;
-	if (buf_add(&ml->sending, "[", 1) == -1 ||
-	    buf_add(&ml->sending, ml->queued.data, ml->queued.len) == -1 ||
-	    buf_add(&ml->sending, "]", 1) == -1)
-		fatalx("message log batch overflow");
-	ml->nsending = ml->nqueued;
-	buf_reset(&ml->queued);
-	ml->nqueued = 0;
-	param = buf_cstr(&ml->sending);
+	if (buf_add(&c->json, "]", 1) == -1)
+		fatalx("message log chunk overflow");
+	ml->sending = c;
+	param = buf_cstr(&c->json);
 	ml->q = db_query(ml->db, msglog_insert_sql, 1, &param, msglog_sent_cb, ml);
 }
 
@@ -394,20 +422,37 @@ msglog_timer_cb(evutil_socket_t fd, short what, void *arg)
 void
 msglog_add(struct msglog *ml, const struct msglog_entry *e)
 {
-	size_t mark;
+	struct msglog_chunk *c;
 
 	if (ml == NULL)
 		return;
-	mark = ml->queued.len;
-	if ((ml->nqueued && buf_add(&ml->queued, ",", 1) == -1) ||
-	    msglog_entry_json(&ml->queued, e, ml->body_max) == -1) {
-		/* full (the database has been away for long): this row is lost */
-		ml->queued.len = mark;
+	buf_reset(&ml->entry);
+	if (msglog_entry_json(&ml->entry, e, ml->body_max) == -1 ||
+	    ml->queued_bytes + ml->entry.len + 1 > MSGLOG_MAX_QUEUED_BYTES) {
+		/* the database has been away (or slow) too long */
 		msglog_dropped(ml, 1);
 		return;
 	}
-	ml->nqueued++;
-	if (ml->nqueued >= MSGLOG_FLUSH_ROWS && !ml->retry_wait)
+	c = ml->tail;
+	if (c == NULL || c->rows >= MSGLOG_FLUSH_ROWS ||
+	    c->json.len + 1 + ml->entry.len + 1 > MSGLOG_CHUNK_BYTES) {
+		c = xcalloc(1, sizeof(*c));
+		/* a chunk may hold one row larger than MSGLOG_CHUNK_BYTES alone */
+		buf_init(&c->json, MSGLOG_MAX_QUEUED_BYTES + 2);
+		if (ml->tail != NULL)
+			ml->tail->next = c;
+		else
+			ml->head = c;
+		ml->tail = c;
+	}
+	if (buf_add(&c->json, c->rows ? "," : "[", 1) == -1 ||
+	    buf_add(&c->json, ml->entry.data, ml->entry.len) == -1)
+		fatalx("message log chunk overflow");
+	c->rows++;
+	ml->queued_rows++;
+	ml->queued_bytes += ml->entry.len + 1;
+	/* a full chunk goes at once; a partial one waits a little for company */
+	if (ml->head != ml->tail && !ml->retry_wait)
 		msglog_flush(ml);
 	else
 		msglog_arm(ml, ml->retry_wait ? MSGLOG_RETRY_MS : MSGLOG_FLUSH_MS);
@@ -416,23 +461,29 @@ msglog_add(struct msglog *ml, const struct msglog_entry *e)
 bool
 msglog_busy(struct msglog *ml)
 {
-	return ml && (ml->nqueued > 0 || ml->q != NULL);
+	return ml && (ml->head != NULL || ml->q != NULL);
 }
 
 void
 msglog_free(struct msglog *ml)
 {
+	struct msglog_chunk *c;
+
 	if (ml == NULL)
 		return;
-	/* a batch already sent is still written by its connection */
+	/* a chunk already sent is still written by its connection */
 	if (ml->q)
 		db_query_cancel(ml->q);
 	if (ml->purge_q)
 		db_query_cancel(ml->purge_q);
-	msglog_dropped(ml, ml->nqueued);
+	msglog_dropped(ml, ml->queued_rows);
+	while ((c = ml->head) != NULL) {
+		ml->head = c->next;
+		msglog_chunk_free(c);
+	}
+	msglog_chunk_free(ml->sending);
+	buf_free(&ml->entry);
 	event_free(ml->timer);
 	event_free(ml->purge_timer);
-	buf_free(&ml->queued);
-	buf_free(&ml->sending);
 	free(ml);
 }

@@ -10,9 +10,10 @@
  *
  * ewpd's workers use the batching writer below: entries queue in memory
  * and are flushed every MSGLOG_FLUSH_MS or MSGLOG_FLUSH_ROWS rows over the
- * worker's database pool, never delaying a reply. While the database is
- * down batches are kept up to MSGLOG_MAX_QUEUED_BYTES, then the oldest
- * are dropped and counted (metric ewpd_message_log_dropped_total).
+ * worker's database pool, never delaying a reply, in chunks of at most
+ * MSGLOG_CHUNK_BYTES. While the database is down (or slower than the
+ * traffic) rows are kept up to MSGLOG_MAX_QUEUED_BYTES, then new ones are
+ * dropped and counted (metric ewpd_message_log_dropped_total).
  * Programs that own a blocking connection (ewpctl, the sync) insert
  * directly with msglog_insert_pg.
  */
@@ -38,6 +39,7 @@ struct metrics;
 #define MSGLOG_FLUSH_MS         200
 #define MSGLOG_FLUSH_ROWS       200
 #define MSGLOG_MAX_QUEUED_BYTES (8u * 1024 * 1024)
+#define MSGLOG_CHUNK_BYTES      (256u * 1024) /* JSON sent by one INSERT at most */
 #define MSGLOG_PURGE_BATCH      20000
 #define MSGLOG_PURGE_FIRST_MS   5000
 #define MSGLOG_PURGE_EVERY_MS   (10 * 60 * 1000)
