@@ -41,7 +41,7 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c \
 	gateway/registry_map.c gateway/registry_load.c gateway/registry_elems.c \
 	gateway/conf.c gateway/form.c gateway/fetch.c gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c \
 	gateway/httpc.c gateway/db.c gateway/csv.c gateway/json.c gateway/msglog.c \
-	gateway/sync.c gateway/sync_fetch.c gateway/sync_store.c
+	gateway/sync.c gateway/sync_fetch.c gateway/sync_read.c gateway/sync_store.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c \
@@ -112,17 +112,18 @@ demo-stop:
 # Fuzzing (clang libFuzzer): every target runs FUZZ_SECS seconds from the
 # seeds in tests/fuzz/seeds/<target>; findings are left in build-fuzz/.
 FUZZ_SECS    ?= 20
-FUZZ_TARGETS := form httpsig xml csv json
+FUZZ_TARGETS := form httpsig xml csv json sync
 FUZZ_EXTRA_xml := $(wildcard ../shared/ewp-specs/ewp-specs-api-registry ../shared/ewp-specs/ewp-specs-api-discovery)
+FUZZ_EXTRA_sync := $(wildcard ../shared/ewp-specs/ewp-specs-api-institutions ../shared/ewp-specs/ewp-specs-api-ounits)
 FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -Igateway \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	$(shell pkg-config --cflags libxml-2.0 openssl 2>/dev/null)
+	$(shell pkg-config --cflags libxml-2.0 openssl libpq 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs libxml-2.0 openssl 2>/dev/null)
 FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/httpsig_parse.c \
 	gateway/httpsig_verify.c gateway/httpsig_sign.c gateway/httpsig_client.c gateway/keys.c \
 	gateway/codec.c gateway/xml.c gateway/registry.c gateway/registry_map.c \
 	gateway/registry_load.c gateway/registry_elems.c gateway/buf.c gateway/log.c gateway/xmalloc.c \
-	gateway/csv.c gateway/json.c
+	gateway/csv.c gateway/json.c gateway/sync_read.c
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON)
 	@mkdir -p build-fuzz
@@ -132,6 +133,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build-fuzz/corpus-$$t; extra=""; \
 		[ $$t = xml ] && extra="$(FUZZ_EXTRA_xml)"; \
+		[ $$t = sync ] && extra="$(FUZZ_EXTRA_sync)"; \
 		echo "fuzzing $$t for $(FUZZ_SECS)s"; \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECS) -max_len=65536 -timeout=10 \
 			-print_final_stats=0 build-fuzz/corpus-$$t tests/fuzz/seeds/$$t $$extra \

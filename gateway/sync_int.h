@@ -93,6 +93,10 @@ void sync_hei_free(struct sync_hei *h);
 void sync_extra_init(struct sync_extra *x);
 /* The JSON array of the objects in b ("[]" when empty). Caller frees. */
 char *sync_json_array(const struct buf *b);
+/* The <hei> of hei_id in an Institutions answer into h; -1 when absent or too large. */
+int sync_read_hei(xmlNode *root, const char *hei_id, struct sync_hei *h);
+/* The <ounit>s of an OUnits answer added to h; -1 when too large. */
+int sync_read_units(xmlNode *root, struct sync_hei *h);
 /* Asks the partner's Institutions and OUnits APIs; 0 with h filled, -1 with err. */
 int sync_fetch_partner(struct sync *s, const char *hei_id, struct sync_hei *h, char *err,
                        size_t errlen);
