@@ -629,14 +629,16 @@ db_conn_complete(struct db_conn *c)
 	if (c->preparing) {
 		c->preparing = false;
 		PQclear(res);
-		if (err == NULL && !q->cancelled) {
-			/* prepared: now run it */
+		res = NULL;
+		/* prepared on the server: recorded even if q was cancelled meanwhile,
+		 * or the next PREPARE of that name would fail (42P05) */
+		if (err == NULL)
 			c->prepared[c->nprepared++] = xstrdup(q->sql);
-			db_conn_send(c, q);
+		if (err == NULL && !q->cancelled) {
+			db_conn_send(c, q); /* now run it */
 			return;
 		}
-		res = NULL; /* a statement that does not prepare would not run either */
-		if (err == NULL)
+		if (err == NULL) /* a statement that does not prepare would not run either */
 			err = xstrdup("57014: cancelled before it ran");
 	}
 	db_conn_rewatch(c);
@@ -767,6 +769,7 @@ db_conn_close(struct db_conn *c, const char *why, const char *qerr)
 	char line[DB_MAX_ERROR];
 	struct db_listen *l;
 	struct db_tx *tx;
+	bool was_preparing;
 	char *err;
 
 	db_clean(line, sizeof(line), why);
@@ -786,6 +789,7 @@ db_conn_close(struct db_conn *c, const char *why, const char *qerr)
 	c->pg = NULL;
 	c->state = DB_CONN_WAIT;
 	c->flushing = false;
+	was_preparing = c->preparing;
 	c->preparing = false;
 	for (int i = 0; i < c->nprepared; i++)
 		free(c->prepared[i]);
@@ -801,6 +805,12 @@ db_conn_close(struct db_conn *c, const char *why, const char *qerr)
 		else if (tx->err == NULL)
 			tx->err =
 			    db_errf("08006: connection lost during the transaction: %s", line);
+	}
+	if (c->cur != NULL && was_preparing && c->cur->tx == NULL && !c->cur->cancelled) {
+		/* only its PREPARE was sent: the statement never ran, try it again */
+		c->cur->sent = false;
+		db_query_requeue(c->cur);
+		c->cur = NULL;
 	}
 	if (c->cur != NULL) { /* the server's own reason (57P01...) if it sent one */
 		db_fail(c->cur, qerr != NULL ? qerr : c->res_err != NULL ? c->res_err : err);

@@ -273,8 +273,15 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	         w.d.conf->listen);
 	event_base_dispatch(w.d.base);
 
-	/* Before the server: queries still pending answer their requests (503). */
-	msglog_free(w.d.msglog);
+	/* Before the server: queries still pending answer their requests (503);
+	 * those last replies are not logged (the writer goes first, its pointer
+	 * cleared so that they do not reach it). */
+	{
+		struct msglog *ml = w.d.msglog;
+
+		w.d.msglog = NULL;
+		msglog_free(ml);
+	}
 	db_pool_free(w.d.db);
 	server_free(w.d.server);
 	event_free(w.sig_hup);

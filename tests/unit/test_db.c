@@ -354,6 +354,21 @@ test_db_prepared_once_per_connection(void **state)
 	assert_string_equal(r.val[0], "2");
 	query_wait(pool, list, 1, p, &r);
 	assert_string_equal(r.val[0], "ewp_s0=SELECT $1::int + 1,ewp_s1=SELECT string_agg(na");
+	/* cancelled while its statement was being prepared: the statement is
+	 * still known to be prepared, so the next ones neither fail on its name */
+	{
+		struct result c = {0};
+		struct db_query *q = db_query(pool, "SELECT $1::int * 3", 1, p, result_cb, &c);
+
+		db_query_cancel(q);
+		query_wait(pool, "SELECT $1::int * 3", 1, p, &r);
+		assert_null(r.err);
+		assert_string_equal(r.val[0], "3");
+		query_wait(pool, "SELECT $1::int * 4", 1, p, &r);
+		assert_null(r.err);
+		assert_string_equal(r.val[0], "4");
+		assert_int_equal(c.done, 0);
+	}
 	/* the server drops the session: the next one prepares anew */
 	query_wait(pool, "SELECT pg_terminate_backend(pg_backend_pid()) WHERE $1::int = 1", 1, p,
 	           &r);
