@@ -40,7 +40,7 @@ struct metrics;
 #define MSGLOG_FLUSH_ROWS       200
 #define MSGLOG_MAX_QUEUED_BYTES (8u * 1024 * 1024)
 #define MSGLOG_CHUNK_BYTES      (256u * 1024) /* JSON sent by one INSERT at most */
-#define MSGLOG_PURGE_BATCH      20000
+#define MSGLOG_PURGE_BATCH      5000
 #define MSGLOG_PURGE_FIRST_MS   5000
 #define MSGLOG_PURGE_EVERY_MS   (10 * 60 * 1000)
 

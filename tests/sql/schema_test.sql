@@ -593,6 +593,9 @@ CALL pg_temp.expect_error('portal session of an unknown user', 'foreign_key_viol
 INSERT INTO ewp.partner_syncs (hei_id, last_attempt_at, last_error_at, last_error, consecutive_failures)
 VALUES ('never-synced.example.org', now(), now(), 'connect: refused', 1);
 UPDATE smile.etablissement SET schac_id = 'uw.waw.pl' WHERE schac_id = 'uw.edu.pl';
+CALL pg_temp.expect('partner_syncs.last_log_id is indexed (the message-log purge sets it to NULL)',
+    $q$SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = 'ewp'
+       AND indexname = 'partner_syncs_last_log')$q$);
 CALL pg_temp.expect('partner_syncs: rows for partners unknown to the core, keyed by the catalogue id',
     $q$SELECT (SELECT array_agg(hei_id::text ORDER BY hei_id) FROM ewp.partner_syncs)
        = ARRAY['never-synced.example.org', 'uw.edu.pl']$q$);
