@@ -7,6 +7,11 @@
 #ifndef CTL_H
 #define CTL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
 #include "conf.h"
 
 struct ctl {
@@ -16,6 +21,15 @@ struct ctl {
 
 /* The configuration, loaded once; exits with a readable error if unusable. */
 struct conf *ctl_conf(struct ctl *ctl);
+/*
+ * Makes text from the database or the network safe for a terminal, in
+ * place and at the same length: C0 controls (but \n and \t when
+ * keep_lines), DEL and the C1 controls U+0080-U+009F become '?', so that
+ * no partner or scanner can send escape sequences to an admin's screen.
+ */
+void ctl_safe_text(char *s, size_t len, bool keep_lines);
+/* The same for every value of a result. */
+void ctl_safe_result(PGresult *res);
 /* Prints "ewpctl: <message>" on stderr. */
 void ctl_err(const char *fmt, ...) EWP_PRINTF(1, 2);
 

@@ -192,6 +192,7 @@ log_list(struct ctl *ctl, int argc, char **argv)
 		ctl_err("log: %s", PQerrorMessage(db));
 		goto out;
 	}
+	ctl_safe_result(res);
 	printf("%-8s %-19s %-3s %-6s %-6s %-22s %-30s %7s %-36s %s\n", "ID", "TIME", "DIR",
 	       "METHOD", "STATUS", "API", "PARTNER", "MS", "REQUEST ID", "ERROR");
 	for (int r = 0; r < PQntuples(res); r++)
@@ -260,12 +261,13 @@ log_print_body(const char *title, const char *b64, const char *bytes)
 
 		log_strip_blanks((xmlNode *)doc);
 		xmlDocDumpFormatMemoryEnc(doc, &mem, &n, "UTF-8", 1);
+		ctl_safe_text((char *)mem, (size_t)n, true);
 		fwrite(mem, 1, (size_t)n, stdout);
 		xmlFree(mem);
 		xmlFreeDoc(doc);
 	} else {
-		for (size_t i = 0; i < len; i++)
-			putchar(raw[i] < 0x20 && raw[i] != '\n' && raw[i] != '\t' ? '.' : raw[i]);
+		ctl_safe_text((char *)raw, len, true);
+		fwrite(raw, 1, len, stdout);
 		putchar('\n');
 	}
 	free(raw);
@@ -301,6 +303,7 @@ log_show(struct ctl *ctl, int argc, char **argv)
 		ctl_err("log show: no exchange %s in the message log", id);
 		goto out;
 	}
+	ctl_safe_result(res);
 #define F(i) PQgetvalue(res, 0, (i))
 	printf("exchange %s, %s, %s\n", id, strcmp(F(1), "in") == 0 ? "received" : "sent", F(0));
 	printf("  %s %s\n", F(2), F(3));

@@ -26,11 +26,15 @@ sync_usage(void)
 static void
 sync_print(const struct sync_outcome *o, void *arg)
 {
+	char why[1024];
+
 	(void)arg;
+	snprintf(why, sizeof(why), "%s", o->ok ? "" : o->error);
+	ctl_safe_text(why, strlen(why), false); /* partners' developer-messages */
 	if (o->ok)
 		printf("%-40s %-6s %-6zu\n", o->hei_id, "ok", o->nunits);
 	else
-		printf("%-40s %-6s %-6s %s\n", o->hei_id, "failed", "-", o->error);
+		printf("%-40s %-6s %-6s %s\n", o->hei_id, "failed", "-", why);
 	fflush(stdout);
 }
 
@@ -114,6 +118,7 @@ sync_status(struct ctl *ctl, int argc, char **argv)
 		ctl_err("sync status: %s", PQerrorMessage(db));
 		goto out;
 	}
+	ctl_safe_result(res);
 	printf("%-40s %-19s %-19s %-8s %s\n", "HEI", "LAST ATTEMPT", "LAST SUCCESS", "FAILURES",
 	       "LAST ERROR");
 	for (int i = 0; i < PQntuples(res); i++)

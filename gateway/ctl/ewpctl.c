@@ -57,6 +57,33 @@ usage(FILE *out)
 }
 
 void
+ctl_safe_text(char *s, size_t len, bool keep_lines)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	for (size_t i = 0; i < len; i++) {
+		if ((p[i] < 0x20 && !(keep_lines && (p[i] == '\n' || p[i] == '\t'))) ||
+		    p[i] == 0x7f)
+			p[i] = '?';
+		else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+			p[i] = p[i + 1] = '?';
+			i++;
+		}
+	}
+}
+
+void
+ctl_safe_result(PGresult *res)
+{
+	for (int r = 0; r < PQntuples(res); r++)
+		for (int c = 0; c < PQnfields(res); c++) {
+			char *v = PQgetvalue(res, r, c);
+
+			ctl_safe_text(v, strlen(v), true);
+		}
+}
+
+void
 ctl_err(const char *fmt, ...)
 {
 	va_list ap;

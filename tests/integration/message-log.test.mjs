@@ -229,3 +229,20 @@ itest(() => fx, 'ewpctl log show: a whole XML body is indented', async () => {
   assert.match(r.stdout, /^response body \(\d+ bytes\):\n<\?xml version="1\.0" encoding="UTF-8"\?>\n<response [^>]*>\n {2}<hei-id>/m, r.stdout);
   assert.match(r.stdout, /^ {2}<echo>one<\/echo>\n {2}<echo>two<\/echo>$/m);
 });
+
+itest(() => fx, 'ewpctl log: escape sequences sent by anyone are shown inert, never passed to the terminal', async () => {
+  const evil = '\x1b]0;pwned\x07\x1b[2J\x1b[31mRED\xc2\x9b';
+  const res = await fx.get('/nothing-here', [['X-Request-Id', evil], ['X-Evil', evil]]);
+  assert.equal(res.status, 404);
+  await pollUntil(() => {
+    const n = Number(fx.pg.psql("SELECT count(*) FROM ewp.message_log WHERE url = '/nothing-here'"));
+    return { ok: n === 1, detail: `${n} rows` };
+  }, 5000, 'the 404 row');
+  const id = fx.pg.psql("SELECT id FROM ewp.message_log WHERE url = '/nothing-here'");
+  for (const args of [['log', '--limit', '3'], ['log', 'show', id]]) {
+    const r = runEwpctl(['-c', fx.confPath, ...args, '--conninfo', fx.pg.conninfo]);
+    assert.equal(r.status, 0, describeRun(r));
+    assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/.test(r.stdout), `control characters reach the terminal: ${JSON.stringify(r.stdout)}`);
+    assert.match(r.stdout, /\?\]0;pwned\?\?\[2J\?\[31mRED/, r.stdout);
+  }
+});
