@@ -138,6 +138,9 @@ msglog_entry_json(struct buf *out, const struct msglog_entry *e, size_t body_max
 	const char *url = e->url && e->url[0] ? e->url : "/";
 	size_t np = e->npartner_heis < MSGLOG_MAX_PARTNERS ? e->npartner_heis : MSGLOG_MAX_PARTNERS;
 
+	if (e->body_max > 0 && e->body_max < body_max)
+		body_max = e->body_max;
+
 	if (buf_printf(out, "{\"t\":%lld.%06ld,\"d\":\"%s\",\"m\":\"%s\"", (long long)e->started,
 	               e->started_us, e->outbound ? "out" : "in",
 	               e->method && msglog_is_method(e->method) ? e->method : "UNKNOWN") == -1 ||

@@ -36,6 +36,9 @@ struct metrics;
 
 #define MSGLOG_DEFAULT_BODY_MAX (64u * 1024) /* bytes of a body kept; the rest cut */
 #define MSGLOG_MAX_BODY_MAX     (1024u * 1024)
+/* bodies of requests nobody authenticated (scanners, wrong URLs): a glimpse
+ * is enough, and they must not fill the database */
+#define MSGLOG_ANON_BODY_MAX    1024u
 #define MSGLOG_FLUSH_MS         200
 #define MSGLOG_FLUSH_ROWS       200
 #define MSGLOG_MAX_QUEUED_BYTES (8u * 1024 * 1024)
@@ -75,6 +78,7 @@ struct msglog_entry {
 	const char *validation_error;
 	const char *error; /* transport error, signature refusal, developer-message */
 	long long job_id;  /* 0: none */
+	size_t body_max;   /* a smaller cap for this row's bodies; 0: the writer's */
 };
 
 /* Start time of an entry: now. */

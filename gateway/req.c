@@ -241,6 +241,7 @@ req_log_exchange(const struct req *rq, int status, const char *body, size_t len,
 	    .response_body = body,
 	    .response_body_len = len,
 	    .error = status >= 400 ? rq->error_message : NULL,
+	    .body_max = rq->authenticated ? 0 : MSGLOG_ANON_BODY_MAX,
 	};
 
 	if (rq->verdict.request_id[0])

@@ -246,3 +246,14 @@ itest(() => fx, 'ewpctl log: escape sequences sent by anyone are shown inert, ne
     assert.match(r.stdout, /\?\]0;pwned\?\?\[2J\?\[31mRED/, r.stdout);
   }
 });
+
+itest(() => fx, 'message log: what nobody authenticated keeps 1 KiB of each body at most', async () => {
+  const body = 'x'.repeat(5000);
+  const res = await fx.send({ method: 'POST', target: '/ewp/echo', body,
+    headers: [['Host', fx.hostHeader], ['X-Request-Id', 'anon-5000'], ['Content-Type', 'application/x-www-form-urlencoded'],
+      ['Content-Length', String(body.length)]] });
+  assert.equal(res.status, 401);
+  await rowOf('anon-5000', 'the anonymous POST');
+  assert.equal(fx.pg.psql("SELECT octet_length(request_body) || '|' || request_bytes FROM ewp.message_log WHERE request_id = 'anon-5000'"),
+    '1024|5000');
+});
