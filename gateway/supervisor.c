@@ -262,7 +262,7 @@ sup_sync_child(struct supervisor *s)
 	int rc = sync_institutions_run(&o, &sum, err, sizeof(err));
 
 	if (rc == -1)
-		log_warnx("sync not run: %s", err);
+		log_warnx("sync stopped: %s", err);
 	else
 		log_info("sync finished: %zu partners synced, %zu failed%s", sum.ok, sum.failed,
 		         sum.schac_filled > 0 ? ", SCHAC ids filled from the catalogue" : "");

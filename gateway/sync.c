@@ -247,6 +247,13 @@ sync_institutions_run(const struct sync_opts *o, struct sync_summary *sum, char 
 			sum->failed++;
 		if (o->report)
 			o->report(&out, o->arg);
+		if (PQstatus(s.db) == CONNECTION_BAD) {
+			/* every other partner would be asked, then fail the same way */
+			snprintf(err, errlen,
+			         "lost the database connection after %zu of %zu partners: %s",
+			         i + 1, nheis, perr);
+			goto out;
+		}
 	}
 	rc = 0;
 out:

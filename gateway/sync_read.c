@@ -299,14 +299,43 @@ sync_read_hei(xmlNode *root, const char *hei_id, struct sync_hei *h)
 	return h->id ? 0 : -1;
 }
 
+/* Whether id is one of the units the institution listed, not yet read. */
+static bool
+unit_wanted(const struct sync_hei *h, const char *id)
+{
+	bool listed = false;
+
+	for (size_t i = 0; i < h->nounit_ids && !listed; i++)
+		listed = strcmp(h->ounit_ids[i], id) == 0;
+	for (size_t i = 0; i < h->nunits && listed; i++)
+		listed = strcmp(h->units[i].id, id) != 0;
+	return listed;
+}
+
 int
 sync_read_units(xmlNode *root, struct sync_hei *h)
 {
+	size_t examined = 0;
+
 	for (xmlNode *n = root->children; n; n = n->next) {
 		struct sync_unit *u;
+		xmlNode *idn;
+		char *id;
+		bool wanted;
 
 		if (!xml_is(n, OUNITS_NS, "ounit"))
 			continue;
+		/* a partner ignoring the ounit_id filter gets its answer refused,
+		 * not read thousands of times */
+		if (++examined > 4 * SYNC_MAX_OUNITS)
+			return -1;
+		if ((idn = xml_child(n, OUNITS_NS, "ounit-id")) == NULL)
+			continue;
+		id = xml_text(idn);
+		wanted = unit_wanted(h, id);
+		free(id);
+		if (!wanted)
+			continue; /* not asked for, or a duplicate */
 		h->units = xreallocarray(h->units, h->nunits + 1, sizeof(*h->units));
 		u = &h->units[h->nunits++];
 		memset(u, 0, sizeof(*u));

@@ -108,7 +108,14 @@ sync_db_exec(PGconn *db, const char *sql, int n, const char *const *params, PGre
 	st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "database: %s", PQresultErrorMessage(res));
+		/* no result at all (connection lost): libpq's own message says why */
+		const char *why = res != NULL && PQresultErrorMessage(res)[0]
+		                      ? PQresultErrorMessage(res)
+		                      : PQerrorMessage(db);
+
+		snprintf(err, errlen, "database: %s%s",
+		         PQstatus(db) == CONNECTION_BAD ? "connection lost: " : "",
+		         why[0] ? why : "no answer");
 		/* one line is enough for the table */
 		for (char *p = err; *p; p++)
 			if (*p == '\n')

@@ -465,3 +465,21 @@ itest(() => b, 'sync: an answer using optional parts of the official Institution
   assert.equal(resultOf(r, NEW)?.result, 'ok', describeRun(r));
   assert.equal(a.pg.psql(`SELECT website_url FROM smile.etablissement WHERE schac_id = '${NEW}'`), `https://www.${NEW}/en`);
 });
+
+// Not a failure: a partner that ignores the ounit_id filter and answers
+// every call with all its units, plus one it never listed, plus a repeat.
+itest(() => b, 'sync: units not asked for, not listed or repeated in OUnits answers are ignored; each unit read once', async () => {
+  const from = double.requests.length;
+  const extra = `  <ounit>\n    <ounit-id>k-ghost</ounit-id>\n    <ounit-code>GHOST</ounit-code>\n    <name>Never listed</name>\n  </ounit>\n`;
+  double.handle((req) => {
+    if (req.api !== 'ounits') return double.reply(req, goodAnswer(req));
+    const all = ounitsXml(req.form.get('hei_id'), DATA[req.form.get('hei_id')].units.map(([u]) => u));
+    return double.reply(req, { body: all.replace('</ounits-response>', `${extra}${all.split('\n').slice(2, -2).join('\n')}\n</ounits-response>`) });
+  });
+  const r = await sync(10, KNOWN);
+  assert.equal(r.status, 0, describeRun(r));
+  assert.equal(`${resultOf(r, KNOWN)?.result} ${resultOf(r, KNOWN)?.units}`, 'ok 2', describeRun(r));
+  assert.equal(a.pg.psql(`SELECT string_agg(c.ounit_id || ':' || c.code, ',' ORDER BY c.ounit_id) FROM smile.composante c
+    JOIN smile.etablissement e ON e.id = c.etablissement_id WHERE e.schac_id = '${KNOWN}'`), 'k-math:KMATH,k-sci:KSCI');
+  assert.equal(double.since(from).filter((q) => q.api === 'ounits').length, 2, 'one call per listed unit, as before');
+});
