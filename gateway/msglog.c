@@ -373,9 +373,12 @@ msglog_sent_cb(PGresult *res, const char *err, void *arg)
 		if (ml->metrics)
 			metrics_add(&ml->metrics->message_log_rows, c->rows);
 		msglog_chunk_free(c);
-	} else if (db_err_unavailable(err) &&
+	} else if ((db_err_is(err, "08001") || db_err_is(err, "08003")) &&
 	           ml->queued_bytes + c->json.len <= MSGLOG_MAX_QUEUED_BYTES) {
-		/* kept, older rows first, and tried again later */
+		/* never reached the server (no connection): kept, older rows
+		 * first, and tried again later. A connection lost while the
+		 * INSERT ran (08006, 57P01) may have committed it: those rows
+		 * are counted as dropped rather than risk writing them twice. */
 		msglog_requeue(ml, c);
 		ml->retry_wait = true;
 	} else {

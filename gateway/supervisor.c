@@ -308,7 +308,11 @@ sup_reap(struct supervisor *s)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == s->sync_pid) {
 			s->sync_pid = 0;
-			if (!WIFEXITED(status))
+			if (WIFEXITED(status))
+				continue;
+			if (s->stopping)
+				log_info("sync (pid %d) interrupted by the stop", (int)pid);
+			else
 				log_warnx("sync (pid %d) killed by signal %d", (int)pid,
 				          WTERMSIG(status));
 			continue;
