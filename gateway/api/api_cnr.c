@@ -21,13 +21,17 @@
  * the previous fetch is on the wire gets a job of its own, as it should.
  * $1 hei_id, $2 API to call back, $3 the CNR API and $4 its version, $5
  * the notifier's HEIs (jsonb array), $6 sending_hei_id or NULL when the
- * API does not name it (OMobility CNR v2), $7 the distinct ids (text[]).
+ * API does not name it (OMobility CNR v2), $7 the distinct ids (text[]),
+ * $8 the notification's X-Request-Id: its ewp.message_log row is written
+ * after the reply, so the job names it by request id (origin_log_id can
+ * be filled from it later).
  */
 static const char cnr_sql[] =
     "INSERT INTO ewp.jobs (direction, kind, hei_id, api, dedupe_key, payload)"
     " SELECT 'in', 'refetch', $1, $2, i.id,"
     "  jsonb_build_object('omobility_id', i.id, 'sending_hei_id', $6::text,"
-    "   'notifier_hei_ids', $5::jsonb, 'cnr_api', $3::text, 'cnr_version', $4::text)"
+    "   'notifier_hei_ids', $5::jsonb, 'cnr_api', $3::text, 'cnr_version', $4::text,"
+    "   'cnr_request_id', $8::text)"
     " FROM unnest($7::text[]) WITH ORDINALITY AS i (id, ord) ORDER BY i.ord"
     " ON CONFLICT (direction, kind, hei_id, api, dedupe_key) WHERE status = 'pending'"
     " DO NOTHING RETURNING id";
@@ -211,9 +215,10 @@ api_cnr_handle(struct req *rq, const struct api_cnr *cnr, void (*done)(struct re
 		req_error(rq, 500, "the caller's HEI list is too large");
 		return;
 	}
-	api_db_query(rq, cnr_sql, 7,
+	api_db_query(rq, cnr_sql, 8,
 	             (const char *const[]){hei, cnr->fetch_api, rq->api_name, rq->api_version,
-	                                   notifiers, cnr->sending_hei_param ? hei : NULL, ids},
+	                                   notifiers, cnr->sending_hei_param ? hei : NULL, ids,
+	                                   req_header(rq, "X-Request-Id")},
 	             done);
 	free(notifiers);
 	free(ids);

@@ -105,7 +105,7 @@ function jobs(fetchApi, ids) {
 for (const [key, api] of Object.entries(APIS)) {
   itest(() => fx, `cnr ${key}: valid notification → 200 empty ${api.root}, one pending 'in' refetch job with the right columns`, async () => {
     const id = freshId(key);
-    await notify(api, params(api, [id]));
+    const { req } = await notify(api, params(api, [id]));
     const js = jobs(api.fetchApi, [id]);
     assert.equal(js.length, 1, `one job for ${id}: ${JSON.stringify(js)}`);
     const j = js[0];
@@ -124,6 +124,7 @@ for (const [key, api] of Object.entries(APIS)) {
       notifier_hei_ids: [PARTNER_HEI],
       cnr_api: api.name,
       cnr_version: api.version,
+      cnr_request_id: req.requestId,
     });
   });
 
