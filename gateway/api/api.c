@@ -13,14 +13,12 @@
 #include "req.h"
 
 const struct api_entry *const api_table[] = {
-    &api_discovery_entry,
-    &api_echo_entry,
-    &api_institutions_entry,
-    &api_ounits_entry,
-    &api_course_replication_entry,
-    &api_courses_entry,
+    &api_discovery_entry,          &api_echo_entry,
+    &api_institutions_entry,       &api_ounits_entry,
+    &api_course_replication_entry, &api_courses_entry,
     &api_factsheet_entry, /* only when [ewp] factsheet is set */
-    NULL,
+    &api_omobility_cnr_v1_entry,   &api_omobility_cnr_v2_entry,
+    &api_omobility_la_cnr_entry,   NULL,
 };
 
 int
@@ -202,9 +200,13 @@ api_dispatch(struct req *rq)
 	if (e->signed_only && api_authenticate(rq) == -1)
 		return;
 	if ((e->methods & method) == 0) {
-		req_add_header(rq, "Allow", (e->methods & API_POST) ? "GET, POST" : "GET");
+		bool get = e->methods & API_GET, post = e->methods & API_POST;
+
+		req_add_header(rq, "Allow", get && post ? "GET, POST" : post ? "POST" : "GET");
 		req_error(rq, 405, "method %s is not allowed on %s (use %s)", rq->method, rq->path,
-		          (e->methods & API_POST) ? "GET or POST" : "GET");
+		          get && post ? "GET or POST"
+		          : post      ? "POST"
+		                      : "GET");
 		return;
 	}
 	if (api_parse_params(rq, content_type) == -1)

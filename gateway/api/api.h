@@ -58,5 +58,8 @@ extern const struct api_entry api_ounits_entry;
 extern const struct api_entry api_course_replication_entry;
 extern const struct api_entry api_courses_entry;
 extern const struct api_entry api_factsheet_entry;
+extern const struct api_entry api_omobility_cnr_v1_entry;
+extern const struct api_entry api_omobility_cnr_v2_entry;
+extern const struct api_entry api_omobility_la_cnr_entry;
 
 #endif

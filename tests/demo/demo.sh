@@ -213,6 +213,21 @@ $(sec c1)
         <c1:max-los-ids>10</c1:max-los-ids>
         <c1:max-los-codes>10</c1:max-los-codes>
       </c1:courses>
+      <omc1:omobility-cnr version="1.0.0">
+$(sec omc1)
+        <omc1:url>$u/omobility-cnr/v1</omc1:url>
+        <omc1:max-omobility-ids>100</omc1:max-omobility-ids>
+      </omc1:omobility-cnr>
+      <omc2:omobility-cnr version="2.0.0">
+$(sec omc2)
+        <omc2:url>$u/omobility-cnr/v2</omc2:url>
+        <omc2:max-omobility-ids>100</omc2:max-omobility-ids>
+      </omc2:omobility-cnr>
+      <omlc1:omobility-la-cnr version="1.1.0">
+$(sec omlc1)
+        <omlc1:url>$u/omobility-la-cnr</omlc1:url>
+        <omlc1:max-omobility-ids>100</omlc1:max-omobility-ids>
+      </omlc1:omobility-la-cnr>
 $(if [ "$1" = hei ]; then cat <<FS
       <f1:factsheet version="1.2.0">
 $(sec f1)
@@ -244,7 +259,10 @@ cat >"$demo/catalogue.xml" <<XML
     xmlns:o2="$gh/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd"
     xmlns:cr1="$gh/ewp-specs-api-course-replication/blob/stable-v1/manifest-entry.xsd"
     xmlns:c1="$gh/ewp-specs-api-courses/blob/stable-v1/manifest-entry.xsd"
-    xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd">
+    xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd"
+    xmlns:omc1="$gh/ewp-specs-api-omobility-cnr/blob/stable-v1/manifest-entry.xsd"
+    xmlns:omc2="$gh/ewp-specs-api-omobility-cnr/blob/stable-v2/manifest-entry.xsd"
+    xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd">
 $(host hei "$port" "$HEI")
 $(host partner "$pport" "$PARTNER")
   <institutions>
