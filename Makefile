@@ -54,7 +54,7 @@ EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
 	gateway/ctl/ctl_sync.c gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c
 
-UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json
+UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
@@ -85,6 +85,9 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/testutil.h $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# jobs.c and jobs_cnr.c belong to ewpd; test_jobs links them too.
+$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o
 
 deps:
 	@.ci/install-deps.sh

@@ -266,6 +266,13 @@ jobs_finish_cb(PGresult *res, const char *err, void *arg)
 		          r->job.id, err);
 	else if (PQntuples(res) == 0)
 		log_warnx("jobs: job %lld: lease lost before it finished", r->job.id);
+	else if (strcmp(PQgetvalue(res, 0, 0), "expired") == 0 &&
+	         strcmp(r->params[1], "retry") == 0)
+		log_info("jobs: job %lld: %s %s to %s: given up (expired) after %d attempts",
+		         r->job.id, r->job.kind, r->job.api, r->job.hei_id, r->job.attempts);
+	else if (strcmp(PQgetvalue(res, 0, 0), "merged") == 0)
+		log_info("jobs: job %lld: merged into a newer pending job for the same object",
+		         r->job.id);
 	else
 		log_debug("jobs: job %lld (%s %s to %s) -> %s", r->job.id, r->job.kind, r->job.api,
 		          r->job.hei_id, PQgetvalue(res, 0, 0));

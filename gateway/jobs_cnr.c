@@ -167,6 +167,11 @@ cnr_start(struct jobs_run *run)
 		found = httpc_endpoint(d->snap->reg, job->hei_id, api->ns[i], "url", &ep, err,
 		                       sizeof(err));
 	if (found == -1) {
+		if (registry_hei_known(d->snap->reg, job->hei_id))
+			snprintf(
+			    err, sizeof(err),
+			    "no host covering HEI %.200s implements %s (any version ewpd knows)",
+			    job->hei_id, api->name);
 		jobs_done(run, JOBS_NO_API, 0, err);
 		return;
 	}

@@ -20,7 +20,7 @@ import { pollUntil } from './lib/poll.mjs';
 import { xmlEscape } from './lib/xml.mjs';
 
 const P_CNR = 'cnr.partner.example.org'; // publishes OMobility CNR v2
-const P_NONE = 'nocnr.partner.example.org'; // same host, no CNR API for it... none at all
+const P_NONE = 'nocnr.partner.example.org'; // another host of the double: Echo only
 const CNR_NS = 'https://github.com/erasmus-without-paper/ewp-specs-api-omobility-cnr/blob/stable-v2/manifest-entry.xsd';
 const NS_EWP = 'https://github.com/erasmus-without-paper/ewp-specs-architecture/blob/stable-v1/common-types.xsd';
 const JOBS_CONF = { retry_min: '1s', retry_max: '2s', lease: '5s', timeout: '3s', concurrency: '8' };
@@ -198,7 +198,7 @@ itest(() => fx, 'partner without a CNR API in the catalogue: no-cnr-api, nothing
   const before = double.requests.length;
   const id = insertJob('m-none', { hei: P_NONE });
   const { job: j } = await waitStatus(id, 'no-cnr-api');
-  assert.match(j.last_error, /nocnr\.partner\.example\.org/);
+  assert.match(j.last_error, /nocnr\.partner\.example\.org implements omobility-cnr/);
   assert.ok(j.finished_at);
   assert.equal(postsFor('m-none').length, 0);
   assert.ok(double.requests.slice(before).every((r) => r.form.get('omobility_id') !== 'm-none'));
@@ -358,4 +358,15 @@ itest(() => fx, 'graceful stop: jobs in flight finish before the worker exits', 
   assert.equal(r.code, 0, 'clean exit');
   const j = job(id);
   assert.equal(j.status, 'success', JSON.stringify(j));
+});
+
+itest(() => fx, 'the logs of both nodes hold no sanitizer report and no unexpected warning', async () => {
+  for (const node of [fx, fx2]) {
+    const log = fs.readFileSync(node.logPath, 'utf8');
+    assert.doesNotMatch(log, /Sanitizer|runtime error:/, `${node.logPath}`);
+    // the only expected trouble: the worker killed on purpose above
+    const warnings = log.split('\n').filter((l) => /\b(warn|error)\b/i.test(l) &&
+      !/worker \d+ .*(killed|signal 9)|exited on signal 9|restart/i.test(l));
+    assert.deepEqual(warnings, [], `unexpected warnings in ${node.logPath}`);
+  }
 });
