@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -39,6 +40,10 @@ struct jobs_run {
 	void *data;
 	bool finishing; /* jobs_done called, its UPDATE in flight */
 	bool retried;   /* the UPDATE was re-sent once after a duplicate race */
+	/* while the database is away, the outcome is kept and written again
+	 * every JOBS_ERROR_RETRY_MS until the lease runs out */
+	struct event *again;
+	struct timespec claimed;
 	struct db_query *q;
 	char *params[6];
 };
@@ -209,6 +214,8 @@ run_free(struct jobs_run *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	j->nrun--;
+	if (r->again)
+		event_free(r->again);
 	for (size_t i = 0; i < sizeof(r->strs) / sizeof(r->strs[0]); i++)
 		free(r->strs[i]);
 	for (size_t i = 0; i < sizeof(r->params) / sizeof(r->params[0]); i++)
@@ -248,6 +255,25 @@ jobs_run_data(const struct jobs_run *run)
 
 static void run_send_finish(struct jobs_run *r);
 
+/* Milliseconds since the job was claimed. */
+static long
+run_age_ms(const struct jobs_run *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - r->claimed.tv_sec) * 1000 +
+	       (now.tv_nsec - r->claimed.tv_nsec) / 1000000;
+}
+
+static void
+run_again_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run_send_finish(arg);
+}
+
 static void
 jobs_finish_cb(PGresult *res, const char *err, void *arg)
 {
@@ -259,6 +285,19 @@ jobs_finish_cb(PGresult *res, const char *err, void *arg)
 		/* a duplicate became pending between our look and our update */
 		r->retried = true;
 		run_send_finish(r);
+		return;
+	}
+	if (err != NULL && db_err_unavailable(err) && !j->stopped &&
+	    run_age_ms(r) + JOBS_ERROR_RETRY_MS < (long)j->d->conf->jobs_lease * 1000) {
+		struct timeval tv = {JOBS_ERROR_RETRY_MS / 1000,
+		                     (JOBS_ERROR_RETRY_MS % 1000) * 1000};
+
+		log_debug("jobs: job %lld: outcome kept until the database is back: %s", r->job.id,
+		          err);
+		if (r->again == NULL &&
+		    (r->again = evtimer_new(j->d->base, run_again_cb, r)) == NULL)
+			fatalx("jobs: evtimer_new failed");
+		evtimer_add(r->again, &tv);
 		return;
 	}
 	if (err != NULL)
@@ -385,6 +424,7 @@ jobs_start_row(struct jobs *j, PGresult *res, int row)
 	bool expired = strcmp(PQgetvalue(res, row, 8), "t") == 0;
 
 	r->j = j;
+	clock_gettime(CLOCK_MONOTONIC, &r->claimed);
 	r->next = j->runs;
 	if (j->runs)
 		j->runs->prev = r;
@@ -540,6 +580,10 @@ jobs_free(struct jobs *j)
 		if (r->finishing) {
 			if (r->q)
 				db_query_cancel(r->q);
+			else
+				log_info(
+				    "jobs: job %lld: outcome lost at exit (its lease will run out)",
+				    r->job.id);
 		} else {
 			log_info("jobs: job %lld abandoned at exit (its lease will run out)",
 			         r->job.id);
