@@ -220,6 +220,12 @@ itest(() => fx, 'partner down until past expires_at: retried with backoff, then 
   assert.ok(j.finished_at);
   await sleep(2500);
   assert.equal(postsFor('m-down').length, n, 'nothing sent after expiry');
+  // a job already past its expiry when claimed is given up without an attempt
+  const late = insertJob('m-late', { extra: ', created_at, expires_at',
+    extraVals: ", now() - interval '2 hours', now() - interval '1 hour'" });
+  const { job: jl } = await waitStatus(late, 'expired');
+  assert.equal(jl.attempts, 0);
+  assert.equal(postsFor('m-late').length, 0);
 });
 
 itest(() => fx, 'a running job that must be retried while a newer duplicate is pending is merged into it', async () => {
