@@ -499,7 +499,7 @@ jobs_scan(struct jobs *j)
 	if (j->nrun >= (unsigned)j->d->conf->jobs_concurrency)
 		return; /* a finishing job scans again */
 	room = (unsigned)j->d->conf->jobs_concurrency - j->nrun;
-	j->claim_limit = room < JOBS_MAX_KIND_ROWS ? room : JOBS_MAX_KIND_ROWS;
+	j->claim_limit = room < JOBS_MAX_CLAIM ? room : JOBS_MAX_CLAIM;
 	snprintf(lim, sizeof(lim), "%u", j->claim_limit);
 	snprintf(lease, sizeof(lease), "%d", j->d->conf->jobs_lease);
 	snprintf(leased_by, sizeof(leased_by), "%s", j->leased_by);

@@ -33,10 +33,17 @@
  * newer pending duplicate exists becomes 'merged' into it (older into
  * newer), since that one will carry the change.
  *
- * Validator HEIs (JOBS_VALIDATOR_HEIS, the official validator's fake
- * institutions) never get an 'in' job: enqueueing one is a no-op, and a
- * row inserted by other means is cancelled when claimed, so their data
- * never reaches the SMILE core.
+ * Validator HEIs (jobs_validator_hei(): the official validator's fake
+ * institutions validator-hei01/02) never get an 'in' job: enqueueing one
+ * is a no-op, and a row inserted by other means is cancelled when claimed
+ * (once an 'in' kind exists), so their data never reaches the SMILE core.
+ *
+ * Database outages: a claim that fails is tried again every second; an
+ * outcome that cannot be written is kept and written again every second
+ * while the lease lasts (then the job is run again by whoever claims it).
+ *
+ * The kinds are a table in jobs.c (jobs_kinds[]); only jobs of a known
+ * (direction, kind) are claimed, others wait for a node that knows them.
  */
 #ifndef JOBS_H
 #define JOBS_H
@@ -52,11 +59,11 @@ struct ewpd;
 struct jobs;
 struct jobs_run;
 
-#define JOBS_CHANNEL       "ewp_jobs"
-#define JOBS_POLL_MAX_MS   30000 /* rescan at least this often */
-#define JOBS_POLL_MIN_MS   200   /* never rescan sooner (jobs due but locked) */
-#define JOBS_MAX_ERROR     2000  /* bytes of last_error kept */
-#define JOBS_MAX_KIND_ROWS 32    /* jobs claimed by one statement at most */
+#define JOBS_CHANNEL     "ewp_jobs"
+#define JOBS_POLL_MAX_MS 30000 /* rescan at least this often */
+#define JOBS_POLL_MIN_MS 200   /* never rescan sooner (jobs due but locked) */
+#define JOBS_MAX_ERROR   2000  /* bytes of last_error kept */
+#define JOBS_MAX_CLAIM   32    /* jobs claimed by one statement at most */
 
 /* The job as the handler sees it; strings lent while the job runs. */
 struct jobs_job {
