@@ -48,13 +48,14 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api.c gateway/api/api_echo.c gateway/api/api_discovery.c \
 	gateway/api/api_db.c gateway/api/api_institutions.c gateway/api/api_ounits.c gateway/api/api_course_replication.c \
 	gateway/api/api_courses.c gateway/api/api_factsheet.c gateway/factsheet.c \
-	gateway/api/api_cnr.c gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c
+	gateway/api/api_cnr.c gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c \
+	gateway/jobs.c gateway/jobs_cnr.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
-	gateway/ctl/ctl_sync.c gateway/ctl/ctl_log.c
+	gateway/ctl/ctl_sync.c gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c
 
-UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json
+UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
@@ -85,6 +86,9 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/testutil.h $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# jobs.c and jobs_cnr.c belong to ewpd; test_jobs links them too.
+$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o
 
 deps:
 	@.ci/install-deps.sh

@@ -82,6 +82,13 @@ static const struct conf_key conf_keys[] = {
     {"sync", "interval", CONF_DURATION, F(sync_interval), 0, "6h", 0, 0, 604800},
     {"sync", "timeout", CONF_DURATION, F(sync_timeout), 0, "60s", 0, 1, 3600},
     {"sync", "ca_file", CONF_STR, F(sync_ca_file), 0, "", CONF_PATH, 0, 0},
+    {"jobs", "concurrency", CONF_INT, F(jobs_concurrency), 0, "8", 0, 1, 256},
+    {"jobs", "lease", CONF_DURATION, F(jobs_lease), 0, "2m", 0, 2, 86400},
+    {"jobs", "timeout", CONF_DURATION, F(jobs_timeout), 0, "30s", 0, 1, 3600},
+    {"jobs", "retry_min", CONF_DURATION, F(jobs_retry_min), 0, "1m", 0, 1, 86400},
+    {"jobs", "retry_max", CONF_DURATION, F(jobs_retry_max), 0, "1h", 0, 1, 7 * 86400},
+    {"jobs", "give_up_after", CONF_DURATION, F(jobs_give_up_after), 0, "24h", 0, 1, 30 * 86400},
+    {"jobs", "ca_file", CONF_STR, F(jobs_ca_file), 0, "", CONF_PATH, 0, 0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -432,6 +439,15 @@ conf_check(struct conf_parse *p, struct conf *c)
 	conf_at(p, "keys", "server_key");
 	if (strcmp(c->client_key, c->server_key) == 0)
 		return conf_fail(p, "[keys] client_key and server_key must be different keys");
+	conf_at(p, "jobs", "lease");
+	if (c->jobs_lease <= c->jobs_timeout)
+		return conf_fail(p,
+		                 "[jobs] lease (%ds) must be longer than timeout (%ds), or a "
+		                 "job still running would be taken by another worker",
+		                 c->jobs_lease, c->jobs_timeout);
+	conf_at(p, "jobs", "retry_max");
+	if (c->jobs_retry_max < c->jobs_retry_min)
+		return conf_fail(p, "[jobs] retry_max must not be below retry_min");
 	return 0;
 }
 

@@ -84,6 +84,15 @@ struct conf {
 	int sync_interval;  /* seconds between runs; 0: only `ewpctl sync` */
 	int sync_timeout;   /* seconds per partner request */
 	char *sync_ca_file; /* PEM trust anchors for partners; NULL: system store */
+
+	/* [jobs] the persistent outbox/inbox (jobs.h); durations in seconds */
+	int jobs_concurrency;   /* jobs one worker runs at once */
+	int jobs_lease;         /* a claimed job is another worker's after this */
+	int jobs_timeout;       /* each partner request of a job */
+	int jobs_retry_min;     /* first backoff step, doubled per attempt */
+	int jobs_retry_max;     /* backoff ceiling */
+	int jobs_give_up_after; /* from creation, then 'expired' */
+	char *jobs_ca_file;     /* PEM trust anchors for partners; NULL: system store */
 };
 
 /* NULL with "path:line: reason" in err on any problem. */

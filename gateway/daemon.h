@@ -23,6 +23,7 @@
 
 struct db_pool;
 struct factsheet;
+struct jobs;
 struct msglog;
 struct event_base;
 struct server;
@@ -45,6 +46,7 @@ struct ewpd {
 	struct server *server;
 	struct db_pool *db;    /* SMILE core; NULL when the conninfo was refused */
 	struct msglog *msglog; /* ewp.message_log writer; NULL without database */
+	struct jobs *jobs;     /* the job runner (jobs.h); NULL without database */
 	struct buf manifest;   /* the Discovery manifest, rebuilt on reload */
 	unsigned inflight;     /* requests accepted and not yet answered */
 	/* NULL when [ewp] factsheet is not set */

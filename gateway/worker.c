@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "factsheet.h"
+#include "jobs.h"
 #include "log.h"
 #include "manifest.h"
 #include "msglog.h"
@@ -178,10 +179,11 @@ worker_drain_cb(evutil_socket_t fd, short what, void *arg)
 	/* Done when nothing is in flight, every client has hung up
 	 * (responses sent while draining carry Connection: close) and the
 	 * message log is written. */
-	if (w->d.inflight == 0 && server_open_connections(w->d.server) == 0)
+	if (w->d.inflight == 0 && server_open_connections(w->d.server) == 0 &&
+	    jobs_running(w->d.jobs) == 0)
 		msglog_flush(w->d.msglog);
 	if ((w->d.inflight == 0 && server_open_connections(w->d.server) == 0 &&
-	     !msglog_busy(w->d.msglog)) ||
+	     jobs_running(w->d.jobs) == 0 && !msglog_busy(w->d.msglog)) ||
 	    ms >= w->d.conf->drain_timeout * 1000L)
 		event_base_loopexit(w->d.base, NULL);
 }
@@ -207,6 +209,7 @@ worker_signal_cb(evutil_socket_t sig, short what, void *arg)
 		}
 		log_info("draining: no new connections, %u requests in flight", w->d.inflight);
 		server_stop_accepting(w->d.server);
+		jobs_stop(w->d.jobs);
 		w->d.draining = true;
 		clock_gettime(CLOCK_MONOTONIC, &w->drain_start);
 		w->drain_timer = event_new(w->d.base, -1, EV_PERSIST, worker_drain_cb, w);
@@ -260,8 +263,10 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 		w.d.msglog = msglog_new(w.d.base, w.d.db, m, (size_t)w.d.conf->message_body_max);
 	if (id == 0)
 		msglog_set_retention(w.d.msglog, w.d.conf->message_retention);
+	w.d.jobs = jobs_new(&w.d);
 	if ((w.d.server = server_new(&w.d, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
+		jobs_free(w.d.jobs);
 		db_pool_free(w.d.db);
 		return 1;
 	}
@@ -274,8 +279,10 @@ worker_run(struct worker_assets *a, struct metrics *m, struct nonce_table *n, in
 	event_base_dispatch(w.d.base);
 
 	/* Before the server: queries still pending answer their requests (503);
-	 * those last replies are not logged (the writer goes first, its pointer
-	 * cleared so that they do not reach it). */
+	 * those last replies are not logged (the writer goes after the jobs,
+	 * its pointer cleared so that they do not reach it). */
+	jobs_free(w.d.jobs);
+	w.d.jobs = NULL;
 	{
 		struct msglog *ml = w.d.msglog;
 

@@ -40,5 +40,6 @@ int ctl_migrate(struct ctl *ctl, int argc, char **argv);
 int ctl_import(struct ctl *ctl, int argc, char **argv);
 int ctl_sync(struct ctl *ctl, int argc, char **argv);
 int ctl_log(struct ctl *ctl, int argc, char **argv);
+int ctl_jobs(struct ctl *ctl, int argc, char **argv);
 
 #endif

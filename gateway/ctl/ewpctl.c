@@ -48,6 +48,10 @@ usage(FILE *out)
 	             "      [--request-id ID] [--since DURATION] [--grep TEXT] [--limit N]\n"
 	             "                        search the EWP message log (newest first)\n"
 	             "  log show ID           one exchange: headers and bodies, XML indented\n"
+	             "  jobs list [--status S] [--kind K] [--partner HEI] [--limit N]\n"
+	             "                        the job queue (CNRs to send...), newest first\n"
+	             "  jobs show ID          one job: every column and its exchanges\n"
+	             "  jobs retry ID         a job that ended in failure: pending again, now\n"
 	             "  call [-X METHOD] [-d DATA] [-H 'Name: value'] [--cacert FILE] URL\n"
 	             "                        signed EWP request; prints the verified response\n"
 	             "\n"
@@ -145,6 +149,8 @@ main(int argc, char *argv[])
 		rc = ctl_sync(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "log") == 0)
 		rc = ctl_log(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "jobs") == 0)
+		rc = ctl_jobs(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {
