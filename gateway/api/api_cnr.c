@@ -81,7 +81,7 @@ cnr_sending_hei(struct req *rq, const struct api_cnr *cnr)
 {
 	const char *hei = NULL;
 
-	if (cnr->sending_hei_param) {
+	if (cnr->sending_hei_param && form_count(&rq->form, "sending_hei_id") == 1) {
 		hei = form_get(&rq->form, "sending_hei_id");
 		if (!cnr_caller_covers(rq, hei)) {
 			req_error(rq, 403,
@@ -113,12 +113,12 @@ cnr_check_params(struct req *rq, const struct api_cnr *cnr)
 	if (cnr->sending_hei_param) {
 		size_t nhei = form_count(&rq->form, "sending_hei_id");
 
-		if (nhei != 1) {
+		if (nhei > 1 || (nhei == 0 && !cnr->sending_hei_optional)) {
 			req_error(rq, 400, "sending_hei_id is required exactly once (got %zu)",
 			          nhei);
 			return -1;
 		}
-		if (!api_db_valid_id(form_get(&rq->form, "sending_hei_id"))) {
+		if (nhei == 1 && !api_db_valid_id(form_get(&rq->form, "sending_hei_id"))) {
 			req_error(rq, 400,
 			          "sending_hei_id is not an EWP identifier (1 to 64 printable "
 			          "ASCII characters)");
@@ -215,11 +215,12 @@ api_cnr_handle(struct req *rq, const struct api_cnr *cnr, void (*done)(struct re
 		req_error(rq, 500, "the caller's HEI list is too large");
 		return;
 	}
-	api_db_query(rq, cnr_sql, 8,
-	             (const char *const[]){hei, cnr->fetch_api, rq->api_name, rq->api_version,
-	                                   notifiers, cnr->sending_hei_param ? hei : NULL, ids,
-	                                   req_header(rq, "X-Request-Id")},
-	             done);
+	api_db_query(
+	    rq, cnr_sql, 8,
+	    (const char *const[]){hei, cnr->fetch_api, rq->api_name, rq->api_version, notifiers,
+	                          form_count(&rq->form, "sending_hei_id") == 1 ? hei : NULL, ids,
+	                          req_header(rq, "X-Request-Id")},
+	    done);
 	free(notifiers);
 	free(ids);
 }

@@ -23,7 +23,10 @@ struct api_cnr {
 	const char *response_root; /* e.g. "omobility-cnr-response" */
 	const char *response_ns;   /* its namespace */
 	const char *fetch_api;     /* API the re-fetch job calls back: ewp.jobs.api */
-	bool sending_hei_param;    /* sending_hei_id is a required parameter */
+	bool sending_hei_param;    /* sending_hei_id is a parameter of the API */
+	/* ...that may be left out: then the caller's HEI is taken, as when the
+	 * API has none (the Registry validator calls OMobility CNR v1 so) */
+	bool sending_hei_optional;
 };
 
 /* Checks rq and queues its jobs; `done` (which calls api_cnr_done with the

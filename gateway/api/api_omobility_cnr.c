@@ -4,9 +4,12 @@
  * queue a re-fetch through its Outgoing Mobilities API.
  *
  * The majors differ in their parameters and namespaces, so each has its
- * own path and manifest entry. v1 (1.0.0): sending_hei_id (required, once;
- * the caller must cover it, else 403) and omobility_id (repeatable). v2
- * (2.0.0) dropped sending_hei_id: the sending HEI is the caller's.
+ * own path and manifest entry. v1 (1.0.0): sending_hei_id (required by
+ * the spec, once; the caller must cover it, else 403) and omobility_id
+ * (repeatable). v2 (2.0.0) dropped sending_hei_id: the sending HEI is the
+ * caller's. The Registry validator runs its v2 cases against v1 too,
+ * without sending_hei_id: v1 then also takes the caller's HEI rather
+ * than refuse a notification it can act on.
  * POST only, signed callers only.
  */
 #include "api.h"
@@ -25,6 +28,7 @@ static const struct api_cnr omc_v1 = {
     .response_ns = OMC_V1_NS,
     .fetch_api = "omobilities",
     .sending_hei_param = true,
+    .sending_hei_optional = true,
 };
 
 static const struct api_cnr omc_v2 = {

@@ -23,7 +23,7 @@ const NS_SEC = `${GH}/ewp-specs-sec-intro/tree/stable-v2`;
 // The three listeners: path, response, schemas, manifest entry, job API.
 const APIS = {
   v1: {
-    path: '/ewp/omobility-cnr/v1', name: 'omobility-cnr', version: '1.0.0', sendingHei: true,
+    path: '/ewp/omobility-cnr/v1', name: 'omobility-cnr', version: '1.0.0', sendingHei: true, sendingHeiOptional: true,
     root: 'omobility-cnr-response', ns: `${GH}/ewp-specs-api-omobility-cnr/tree/stable-v1`,
     entryNs: `${GH}/ewp-specs-api-omobility-cnr/blob/stable-v1/manifest-entry.xsd`,
     official: () => specPath('ewp-specs-api-omobility-cnr', 'response.xsd'),
@@ -150,7 +150,8 @@ for (const [key, api] of Object.entries(APIS)) {
       const req = cnrRequest(api, ps);
       const res = await fx.send(req);
       const msg = assertErrorResponse(res, 400, req, 'no omobility_id');
-      assert.match(msg, api.sendingHei && ps.length === 0 ? /sending_hei_id/ : /omobility_id is required/);
+      // with no parameter at all, an API needing sending_hei_id names it first
+      assert.match(msg, api.sendingHei && !api.sendingHeiOptional && ps.length === 0 ? /sending_hei_id/ : /omobility_id is required/);
     }
     assert.equal(Number(fx.pg.psql('SELECT count(*) FROM ewp.jobs')), before);
   });
@@ -212,7 +213,8 @@ for (const key of ['v1', 'la']) {
   itest(() => fx, `cnr ${key}: sending_hei_id missing, repeated or malformed → 400`, async () => {
     const id = freshId(key);
     const cases = [
-      [[['omobility_id', id]], /sending_hei_id is required exactly once \(got 0\)/],
+      // v1: the validator leaves it out (see the next test); the LA CNR requires it
+      ...(key === 'la' ? [[[['omobility_id', id]], /sending_hei_id is required exactly once \(got 0\)/]] : []),
       [[['sending_hei_id', PARTNER_HEI], ['sending_hei_id', PARTNER_HEI], ['omobility_id', id]], /exactly once \(got 2\)/],
       [[['sending_hei_id', ''], ['omobility_id', id]], /sending_hei_id is not an EWP identifier/],
     ];
@@ -334,3 +336,12 @@ itest(() => fx, 'cnr: database down → 503 error-response (the notifier retries
   assert.equal(jobs('omobilities', [id]).length, 1);
   assert.ok(fx.alive);
 }, { timeout: 60000 });
+
+itest(() => fx, 'cnr v1: without sending_hei_id (as the Registry validator sends it) → 200, the job goes to the caller\'s HEI', async () => {
+  const id = freshId('v1');
+  await notify(APIS.v1, [['omobility_id', id]]);
+  const js = jobs(APIS.v1.fetchApi, [id]);
+  assert.equal(js.length, 1);
+  assert.equal(js[0].hei_id, PARTNER_HEI);
+  assert.equal(js[0].payload.sending_hei_id, null);
+});
