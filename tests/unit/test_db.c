@@ -24,6 +24,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "testutil.h"
 #include "xmalloc.h"
 
 #define BIG_PARAM (1024 * 1024)
@@ -108,10 +109,7 @@ static int
 group_setup(void **state)
 {
 	const char *env = getenv("PG_BINDIR");
-	char *cmd;
-	FILE *p;
 	glob_t g;
-	size_t n;
 
 	(void)state;
 	log_init(getenv("DB_TEST_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, "test_db");
@@ -124,25 +122,8 @@ group_setup(void **state)
 		fprintf(stderr, "PostgreSQL server binaries not found: test_db cannot run\n");
 		return -1;
 	}
-	tmpdir = xstrdup("/tmp/ewpd-db.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL || chmod(tmpdir, 0755) == -1)
+	if (testutil_pg_start("ewpd-db", &tmpdir, &pgdir, &port, conninfo, sizeof(conninfo)) == -1)
 		return -1;
-	pgdir = xasprintf("%s/pg", tmpdir);
-	port = 20000 + (int)(getpid() % 20000); /* Unix socket only: no clash */
-	cmd = xasprintf("tests/pg/pg.sh start %s %d", pgdir, port);
-	p = popen(cmd, "r");
-	free(cmd);
-	if (p == NULL)
-		return -1;
-	if (fgets(conninfo, sizeof(conninfo), p) == NULL)
-		conninfo[0] = '\0';
-	if (pclose(p) != 0 || conninfo[0] == '\0') {
-		fprintf(stderr, "tests/pg/pg.sh start failed (run from the repository root)\n");
-		return -1;
-	}
-	n = strlen(conninfo);
-	if (n > 0 && conninfo[n - 1] == '\n')
-		conninfo[n - 1] = '\0';
 	base = event_base_new();
 	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	struct timeval tv = {0, 10000};

@@ -27,10 +27,12 @@
 #include "db.h"
 #include "jobs.h"
 #include "log.h"
+#include "testutil.h"
 #include "xmalloc.h"
 
 static struct event_base *base;
 static char *tmpdir, *pgdir;
+static int port;
 static char conninfo[512];
 static struct db_pool *pool;
 static PGconn *direct; /* blocking connection to look at the rows */
@@ -91,32 +93,15 @@ static int
 group_setup(void **state)
 {
 	char *cmd;
-	FILE *p;
-	size_t n;
 	glob_t g;
 	char err[256];
 	struct db_pool_conf dc = {.size = 2, .statement_timeout_ms = 10000};
 
 	(void)state;
 	log_init(LOG_LEVEL_ERROR, "test_jobs");
-	tmpdir = xstrdup("/tmp/ewpd-jobs.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL || chmod(tmpdir, 0755) == -1)
+	if (testutil_pg_start("ewpd-jobs", &tmpdir, &pgdir, &port, conninfo, sizeof(conninfo)) ==
+	    -1)
 		return -1;
-	pgdir = xasprintf("%s/pg", tmpdir);
-	cmd = xasprintf("tests/pg/pg.sh start %s %d", pgdir, 20000 + (int)(getpid() % 20000));
-	p = popen(cmd, "r");
-	free(cmd);
-	if (p == NULL)
-		return -1;
-	if (fgets(conninfo, sizeof(conninfo), p) == NULL)
-		conninfo[0] = '\0';
-	if (pclose(p) != 0 || conninfo[0] == '\0') {
-		fprintf(stderr, "tests/pg/pg.sh start failed (run from the repository root)\n");
-		return -1;
-	}
-	n = strlen(conninfo);
-	if (n > 0 && conninfo[n - 1] == '\n')
-		conninfo[n - 1] = '\0';
 	/* the project's migrations, each in its own transaction as ewpctl migrate does */
 	if (glob("sql/[0-9][0-9][0-9][0-9]_*.sql", 0, NULL, &g) != 0)
 		return -1;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -105,6 +106,34 @@ testutil_mkdtemp(const char *name)
 		return NULL;
 	}
 	return dir;
+}
+
+int
+testutil_pg_start(const char *name, char **dir, char **pgdir, int *port, char *conninfo, size_t len)
+{
+	char *cmd;
+	FILE *p;
+	size_t n;
+
+	if ((*dir = testutil_mkdtemp(name)) == NULL || chmod(*dir, 0755) == -1)
+		return -1;
+	*pgdir = xasprintf("%s/pg", *dir);
+	*port = 20000 + (int)(getpid() % 20000); /* Unix socket only: no clash */
+	cmd = xasprintf("tests/pg/pg.sh start %s %d", *pgdir, *port);
+	p = popen(cmd, "r");
+	free(cmd);
+	if (p == NULL)
+		return -1;
+	if (fgets(conninfo, (int)len, p) == NULL)
+		conninfo[0] = '\0';
+	if (pclose(p) != 0 || conninfo[0] == '\0') {
+		fprintf(stderr, "tests/pg/pg.sh start failed (run from the repository root)\n");
+		return -1;
+	}
+	n = strlen(conninfo);
+	if (n > 0 && conninfo[n - 1] == '\n')
+		conninfo[n - 1] = '\0';
+	return 0;
 }
 
 void

@@ -34,6 +34,16 @@ char *testutil_span(const char *from, const char *begin, const char *end);
  * each other's files. */
 char *testutil_mkdtemp(const char *name);
 
+/*
+ * A throwaway PostgreSQL cluster for one test program (tests/pg/pg.sh, run
+ * from the repository root): a new /tmp/`name`.XXXXXX (0755, the server may
+ * run as user postgres) in *dir, the cluster in *pgdir, its Unix-socket
+ * port in *port and its libpq conninfo in conninfo. 0, or -1 (said on
+ * stderr). Stop it with `tests/pg/pg.sh stop *pgdir`.
+ */
+int testutil_pg_start(const char *name, char **dir, char **pgdir, int *port, char *conninfo,
+                      size_t len);
+
 /* Writes `text` to path (created or truncated), failing the test on any
  * error so a half-written fixture is never tested. */
 void testutil_write_file(const char *path, const char *text);
