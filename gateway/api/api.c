@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "xmlw.h"
 #include "log.h"
 #include "registry.h"
 #include "req.h"
@@ -36,6 +37,16 @@ api_manifest_http_security(struct buf *out)
 	                       "ewp-specs-sec-srvauth-httpsig/tree/stable-v1\"/>"
 	                       "</sec:server-auth-methods>"
 	                       "</http-security>");
+}
+
+int
+api_manifest_head(const struct api_entry *e, const struct conf *c, struct buf *out)
+{
+	if (buf_printf(out, "<%s xmlns=\"%s\" version=\"%s\">", e->name, e->ns, e->version) == -1 ||
+	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
+	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+		return -1;
+	return buf_addstr(out, "</url>");
 }
 
 bool

@@ -50,6 +50,10 @@ bool api_digits(const char *s, size_t n, int *out);
 void api_dispatch(struct req *rq);
 /* Writes the http-security element we publish for signed APIs. */
 int api_manifest_http_security(struct buf *out) EWP_MUSTCHECK;
+/* <name xmlns version><http-security/><url>public_url + path</url>: the
+ * start every entry shares; the caller adds its limits and </name>. */
+int api_manifest_head(const struct api_entry *e, const struct conf *c,
+                      struct buf *out) EWP_MUSTCHECK;
 
 extern const struct api_entry api_echo_entry;
 extern const struct api_entry api_discovery_entry;

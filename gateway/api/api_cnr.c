@@ -228,10 +228,8 @@ api_cnr_handle(struct req *rq, const struct api_cnr *cnr, void (*done)(struct re
 int
 api_cnr_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
-	if (buf_printf(out, "<%s xmlns=\"%s\" version=\"%s\">", e->name, e->ns, e->version) == -1 ||
-	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
-	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+	if (api_manifest_head(e, c, out) == -1)
 		return -1;
-	return buf_printf(out, "</url><max-omobility-ids>%d</max-omobility-ids></%s>",
+	return buf_printf(out, "<max-omobility-ids>%d</max-omobility-ids></%s>",
 	                  API_CNR_MAX_OMOBILITY_IDS, e->name);
 }

@@ -142,12 +142,9 @@ crepl_handle(struct req *rq)
 static int
 crepl_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
-	if (buf_printf(out, "<simple-course-replication xmlns=\"%s\" version=\"%s\">", e->ns,
-	               e->version) == -1 ||
-	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
-	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+	if (api_manifest_head(e, c, out) == -1)
 		return -1;
-	return buf_addstr(out, "</url><allows-anonymous-access>false</allows-anonymous-access>"
+	return buf_addstr(out, "<allows-anonymous-access>false</allows-anonymous-access>"
 	                       "<supports-modified-since>true</supports-modified-since>"
 	                       "</simple-course-replication>");
 }

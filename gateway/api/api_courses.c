@@ -227,12 +227,10 @@ courses_handle(struct req *rq)
 static int
 courses_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
-	if (buf_printf(out, "<courses xmlns=\"%s\" version=\"%s\">", e->ns, e->version) == -1 ||
-	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
-	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+	if (api_manifest_head(e, c, out) == -1)
 		return -1;
 	return buf_printf(out,
-	                  "</url><max-los-ids>%d</max-los-ids>"
+	                  "<max-los-ids>%d</max-los-ids>"
 	                  "<max-los-codes>%d</max-los-codes></courses>",
 	                  COURSES_MAX_IDS, COURSES_MAX_CODES);
 }

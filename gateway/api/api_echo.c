@@ -39,11 +39,9 @@ api_echo_handle(struct req *rq)
 static int
 api_echo_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
-	if (buf_printf(out, "<echo xmlns=\"%s\" version=\"%s\">", e->ns, e->version) == -1 ||
-	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
-	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+	if (api_manifest_head(e, c, out) == -1)
 		return -1;
-	return buf_addstr(out, "</url></echo>");
+	return buf_addstr(out, "</echo>");
 }
 
 const struct api_entry api_echo_entry = {

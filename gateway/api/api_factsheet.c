@@ -68,11 +68,9 @@ fs_handle(struct req *rq)
 static int
 fs_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
-	if (buf_printf(out, "<factsheet xmlns=\"%s\" version=\"%s\">", e->ns, e->version) == -1 ||
-	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
-	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+	if (api_manifest_head(e, c, out) == -1)
 		return -1;
-	return buf_printf(out, "</url><max-hei-ids>%d</max-hei-ids></factsheet>", FS_MAX_HEI_IDS);
+	return buf_printf(out, "<max-hei-ids>%d</max-hei-ids></factsheet>", FS_MAX_HEI_IDS);
 }
 
 static bool

@@ -151,13 +151,10 @@ ounits_handle(struct req *rq)
 static int
 ounits_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
 {
-	if (buf_printf(out, "<organizational-units xmlns=\"%s\" version=\"%s\">", e->ns,
-	               e->version) == -1 ||
-	    api_manifest_http_security(out) == -1 || buf_addstr(out, "<url>") == -1 ||
-	    xmlw_escape(out, c->public_url) == -1 || xmlw_escape(out, e->path) == -1)
+	if (api_manifest_head(e, c, out) == -1)
 		return -1;
 	return buf_printf(out,
-	                  "</url><max-ounit-ids>%d</max-ounit-ids>"
+	                  "<max-ounit-ids>%d</max-ounit-ids>"
 	                  "<max-ounit-codes>%d</max-ounit-codes></organizational-units>",
 	                  OUNITS_MAX_IDS, OUNITS_MAX_CODES);
 }
