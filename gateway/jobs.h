@@ -106,8 +106,9 @@ struct jobs_kind {
 	void (*cancel)(struct jobs_run *run);
 };
 
-/* Kinds implemented (jobs_cnr.c). */
+/* Kinds implemented (jobs_cnr.c, jobs_refetch.c). */
 extern const struct jobs_kind jobs_kind_cnr;
+extern const struct jobs_kind jobs_kind_refetch;
 
 /* The runner of a worker; NULL when the worker has no database. */
 struct jobs *jobs_new(struct ewpd *d);
