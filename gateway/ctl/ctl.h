@@ -41,5 +41,7 @@ int ctl_import(struct ctl *ctl, int argc, char **argv);
 int ctl_sync(struct ctl *ctl, int argc, char **argv);
 int ctl_log(struct ctl *ctl, int argc, char **argv);
 int ctl_jobs(struct ctl *ctl, int argc, char **argv);
+int ctl_mobility(struct ctl *ctl, int argc, char **argv);
+int ctl_la(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -151,6 +151,10 @@ main(int argc, char *argv[])
 		rc = ctl_log(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "jobs") == 0)
 		rc = ctl_jobs(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "mobility") == 0)
+		rc = ctl_mobility(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "la") == 0)
+		rc = ctl_la(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {
