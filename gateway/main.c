@@ -24,13 +24,15 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: ewpd [-n] [-c file]\n"
+	        "usage: ewpd [-n | -m] [-c file]\n"
 	        "\n"
 	        "The SMILE EWP gateway: serves the Erasmus Without Paper APIs of one\n"
 	        "institution with HTTP Signatures, in the foreground, logging to stderr.\n"
 	        "\n"
 	        "  -c file   configuration file (default " DEFAULT_CONF ")\n"
 	        "  -n        check the configuration, keys, TLS files and catalogue, then exit\n"
+	        "  -m        print the Discovery manifest this configuration serves, then exit\n"
+	        "            (what the Registry will read from /ewp/manifest.xml)\n"
 	        "  -V        print the version and exit\n"
 	        "  -h        this help\n"
 	        "\n"
@@ -46,16 +48,19 @@ main(int argc, char *argv[])
 	const char *path = DEFAULT_CONF;
 	struct worker_assets a;
 	char err[1024];
-	bool check_only = false;
+	bool check_only = false, print_manifest = false;
 	int ch, rc;
 
-	while ((ch = getopt(argc, argv, "c:nhV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:nmhV")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
 			break;
 		case 'n':
 			check_only = true;
+			break;
+		case 'm':
+			print_manifest = true;
 			break;
 		case 'V':
 			printf("ewpd %s\n", EWPD_VERSION);
@@ -81,6 +86,14 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_set_level(a.conf->log_level);
+	if (print_manifest) {
+		rc = fwrite(a.manifest.data, 1, a.manifest.len, stdout) == a.manifest.len &&
+		             fflush(stdout) == 0
+		         ? 0
+		         : 1;
+		worker_assets_free(&a);
+		return rc;
+	}
 	if (check_only) {
 		rc = supervisor_check_registry(a.conf, err, sizeof(err));
 		if (rc == 0)

@@ -163,131 +163,6 @@ for n in hei partner; do
 	done
 done
 
-# ---- The catalogue the EWP Registry would publish for the two hosts (it
-# builds it from their manifests: see /ewp/manifest.xml of each node).
-der64() { openssl pkey -pubin -in "$demo/$1/keys/$2.pem.pub" -outform DER | base64 -w0; }
-keyid() { openssl pkey -pubin -in "$demo/$1/keys/$2.pem.pub" -outform DER | sha256sum | cut -d' ' -f1; }
-
-# http-security of every entry: HTTP signatures both ways (as ewpd's manifest)
-sec() {
-	cat <<XML
-        <$1:http-security>
-          <sec:client-auth-methods><sec-A2:httpsig/></sec:client-auth-methods>
-          <sec:server-auth-methods><sec-B1:tlscert/><sec-B2:httpsig/></sec:server-auth-methods>
-        </$1:http-security>
-XML
-}
-
-# host NODE PORT HEI: one <host>, with the APIs ewpd implements
-host() {
-	u=https://localhost:$2/ewp
-	cat <<XML
-  <host>
-    <ewp:admin-email>ewp-admin@$3</ewp:admin-email>
-    <apis-implemented>
-      <d6:discovery version="6.0.0"><d6:url>$u/manifest.xml</d6:url></d6:discovery>
-      <e2:echo version="2.0.1">
-$(sec e2)
-        <e2:url>$u/echo</e2:url>
-      </e2:echo>
-      <i2:institutions version="2.2.0">
-$(sec i2)
-        <i2:url>$u/institutions</i2:url>
-        <i2:max-hei-ids>10</i2:max-hei-ids>
-      </i2:institutions>
-      <o2:organizational-units version="2.1.1">
-$(sec o2)
-        <o2:url>$u/ounits</o2:url>
-        <o2:max-ounit-ids>10</o2:max-ounit-ids>
-        <o2:max-ounit-codes>10</o2:max-ounit-codes>
-      </o2:organizational-units>
-      <cr1:simple-course-replication version="1.0.0">
-$(sec cr1)
-        <cr1:url>$u/course-replication</cr1:url>
-        <cr1:allows-anonymous-access>false</cr1:allows-anonymous-access>
-        <cr1:supports-modified-since>true</cr1:supports-modified-since>
-      </cr1:simple-course-replication>
-      <c1:courses version="0.7.1">
-$(sec c1)
-        <c1:url>$u/courses</c1:url>
-        <c1:max-los-ids>10</c1:max-los-ids>
-        <c1:max-los-codes>10</c1:max-los-codes>
-      </c1:courses>
-      <omc1:omobility-cnr version="1.0.0">
-$(sec omc1)
-        <omc1:url>$u/omobility-cnr/v1</omc1:url>
-        <omc1:max-omobility-ids>100</omc1:max-omobility-ids>
-      </omc1:omobility-cnr>
-      <omc2:omobility-cnr version="2.0.0">
-$(sec omc2)
-        <omc2:url>$u/omobility-cnr/v2</omc2:url>
-        <omc2:max-omobility-ids>100</omc2:max-omobility-ids>
-      </omc2:omobility-cnr>
-      <omlc1:omobility-la-cnr version="1.1.0">
-$(sec omlc1)
-        <omlc1:url>$u/omobility-la-cnr</omlc1:url>
-        <omlc1:max-omobility-ids>100</omlc1:max-omobility-ids>
-      </omlc1:omobility-la-cnr>
-$(if [ "$1" = hei ]; then cat <<FS
-      <f1:factsheet version="1.2.0">
-$(sec f1)
-        <f1:url>$u/factsheet</f1:url>
-        <f1:max-hei-ids>10</f1:max-hei-ids>
-      </f1:factsheet>
-FS
-fi)
-    </apis-implemented>
-    <institutions-covered><hei-id>$3</hei-id></institutions-covered>
-    <client-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" client)"/></client-credentials-in-use>
-    <server-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" server)"/></server-credentials-in-use>
-  </host>
-XML
-}
-
-gh=https://github.com/erasmus-without-paper
-cat >"$demo/catalogue.xml" <<XML
-<?xml version="1.0" encoding="UTF-8"?>
-<catalogue xmlns="$gh/ewp-specs-api-registry/tree/stable-v1"
-    xmlns:ewp="$gh/ewp-specs-architecture/blob/stable-v1/common-types.xsd"
-    xmlns:sec="$gh/ewp-specs-sec-intro/tree/stable-v2"
-    xmlns:sec-A2="$gh/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
-    xmlns:sec-B1="$gh/ewp-specs-sec-srvauth-tlscert/tree/stable-v1"
-    xmlns:sec-B2="$gh/ewp-specs-sec-srvauth-httpsig/tree/stable-v1"
-    xmlns:d6="$gh/ewp-specs-api-discovery/blob/stable-v6/manifest-entry.xsd"
-    xmlns:e2="$gh/ewp-specs-api-echo/blob/stable-v2/manifest-entry.xsd"
-    xmlns:i2="$gh/ewp-specs-api-institutions/blob/stable-v2/manifest-entry.xsd"
-    xmlns:o2="$gh/ewp-specs-api-ounits/blob/stable-v2/manifest-entry.xsd"
-    xmlns:cr1="$gh/ewp-specs-api-course-replication/blob/stable-v1/manifest-entry.xsd"
-    xmlns:c1="$gh/ewp-specs-api-courses/blob/stable-v1/manifest-entry.xsd"
-    xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd"
-    xmlns:omc1="$gh/ewp-specs-api-omobility-cnr/blob/stable-v1/manifest-entry.xsd"
-    xmlns:omc2="$gh/ewp-specs-api-omobility-cnr/blob/stable-v2/manifest-entry.xsd"
-    xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd">
-$(host hei "$port" "$HEI")
-$(host partner "$pport" "$PARTNER")
-  <institutions>
-    <hei id="$HEI">
-      <other-id type="erasmus">F  DEMO01</other-id>
-      <name xml:lang="fr">Université de démonstration SMILE</name>
-      <name xml:lang="en">SMILE Demo University</name>
-    </hei>
-    <hei id="$PARTNER">
-      <other-id type="erasmus">D  MUSTERS01</other-id>
-      <name xml:lang="de">Universität Musterstadt</name>
-      <name xml:lang="en">University of Musterstadt</name>
-    </hei>
-  </institutions>
-  <binaries>
-$(for n in hei partner; do
-	for k in client server; do
-		printf '    <rsa-public-key sha-256="%s">%s</rsa-public-key>\n' \
-			"$(keyid $n $k)" "$(der64 $n $k)"
-	done
-done)
-  </binaries>
-</catalogue>
-XML
-
 # ---- Configurations (see conf/ewpd.conf.example for every key).
 # conf NODE PORT HEI NAME LANG NAME_EN ERASMUS CONNINFO
 conf() {
@@ -342,6 +217,66 @@ cat >>"$demo/hei/ewpd.conf" <<CONF
 interval = 1h
 ca_file = ../ca.pem
 CONF
+
+# ---- The catalogue the EWP Registry would publish for the two hosts (it
+# builds it from their manifests: see /ewp/manifest.xml of each node).
+der64() { openssl pkey -pubin -in "$demo/$1/keys/$2.pem.pub" -outform DER | base64 -w0; }
+keyid() { openssl pkey -pubin -in "$demo/$1/keys/$2.pem.pub" -outform DER | sha256sum | cut -d' ' -f1; }
+
+# host NODE HEI: one <host>, listing the APIs the node's manifest declares
+# (ewpd -m prints the manifest a configuration serves, as the Registry
+# would fetch it from /ewp/manifest.xml)
+host() {
+	apis=$("$ewpd" -m -c "$demo/$1/ewpd.conf" | tr -d '\n' |
+		sed -n 's|.*<r:apis-implemented>\(.*\)</r:apis-implemented>.*|\1|p')
+	if [ -z "$apis" ]; then
+		echo "ewpd -m printed no apis-implemented for node $1" >&2
+		exit 1
+	fi
+	cat <<XML
+  <host>
+    <ewp:admin-email>ewp-admin@$2</ewp:admin-email>
+    <apis-implemented>$apis</apis-implemented>
+    <institutions-covered><hei-id>$2</hei-id></institutions-covered>
+    <client-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" client)"/></client-credentials-in-use>
+    <server-credentials-in-use><rsa-public-key sha-256="$(keyid "$1" server)"/></server-credentials-in-use>
+  </host>
+XML
+}
+
+gh=https://github.com/erasmus-without-paper
+cat >"$demo/catalogue.xml" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<catalogue xmlns="$gh/ewp-specs-api-registry/tree/stable-v1"
+    xmlns:ewp="$gh/ewp-specs-architecture/blob/stable-v1/common-types.xsd"
+    xmlns:sec="$gh/ewp-specs-sec-intro/tree/stable-v2"
+    xmlns:sec-A2="$gh/ewp-specs-sec-cliauth-httpsig/tree/stable-v1"
+    xmlns:sec-B1="$gh/ewp-specs-sec-srvauth-tlscert/tree/stable-v1"
+    xmlns:sec-B2="$gh/ewp-specs-sec-srvauth-httpsig/tree/stable-v1">
+$(host hei "$HEI")
+$(host partner "$PARTNER")
+  <institutions>
+    <hei id="$HEI">
+      <other-id type="erasmus">F  DEMO01</other-id>
+      <name xml:lang="fr">Université de démonstration SMILE</name>
+      <name xml:lang="en">SMILE Demo University</name>
+    </hei>
+    <hei id="$PARTNER">
+      <other-id type="erasmus">D  MUSTERS01</other-id>
+      <name xml:lang="de">Universität Musterstadt</name>
+      <name xml:lang="en">University of Musterstadt</name>
+    </hei>
+  </institutions>
+  <binaries>
+$(for n in hei partner; do
+	for k in client server; do
+		printf '    <rsa-public-key sha-256="%s">%s</rsa-public-key>\n' \
+			"$(keyid $n $k)" "$(der64 $n $k)"
+	done
+done)
+  </binaries>
+</catalogue>
+XML
 
 # ---- Start both nodes and wait for /healthz.
 for n in hei partner; do

@@ -4,10 +4,11 @@
 //    (like the Registry) requires https URLs, which tls = off with an
 //    http:// public_url cannot give.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before } from 'node:test';
 
 import { Ewpd, HEI_ID, itest } from './lib/daemon.mjs';
-import { NS, projectSchema, specPath } from './lib/env.mjs';
+import { EWPD, NS, projectSchema, specPath } from './lib/env.mjs';
 import { assertStatus, assertXmlContentType, exchange } from './lib/ewp.mjs';
 import { assertValid, parseXml } from './lib/xml.mjs';
 
@@ -113,4 +114,12 @@ itest(() => fx, 'manifest: publishes exactly ewpd\'s client and server public ke
   const srv = keysOf(host.element(NS.manifest, 'server-credentials-in-use'));
   assert.deepEqual(cli, [fx.clientKey.b64], `client-credentials-in-use should hold the client key (keyId ${fx.clientKey.keyId})${ctx}`);
   assert.deepEqual(srv, [fx.serverKey.b64], `server-credentials-in-use should hold the server key (keyId ${fx.serverKey.keyId})${ctx}`);
+});
+
+itest(() => fx, 'manifest: ewpd -m prints, without serving, the very manifest /ewp/manifest.xml serves', async () => {
+  const { req, res } = await getManifest();
+  assertStatus(res, 200, req);
+  const r = spawnSync(EWPD, ['-m', '-c', fx.confPath], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.status, 0, `ewpd -m exit status ${r.status}; stderr: ${r.stderr}`);
+  assert.equal(r.stdout, res.body.toString('utf8'), 'ewpd -m output differs from the served manifest');
 });
