@@ -47,7 +47,7 @@ api_db_quote_elem(struct buf *b, const char *v)
 }
 
 /* Writes the literal of the n kept values into *out. */
-static int
+int
 api_db_literal(const char *const *kept, int n, char **out)
 {
 	struct buf b;

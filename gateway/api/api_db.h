@@ -44,6 +44,8 @@ bool api_db_valid_id(const char *s);
 void api_db_send(struct req *rq, struct buf *b, int rc, const char *what);
 
 int api_db_param_array(const struct req *rq, const char *name, int max, char **out) EWP_MUSTCHECK;
+/* The text[] literal of n strings into *out (caller frees); -1 when too large. */
+int api_db_literal(const char *const *v, int n, char **out) EWP_MUSTCHECK;
 
 /*
  * Writes the rows of an "element stream" query: columns

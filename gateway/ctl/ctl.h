@@ -43,5 +43,8 @@ int ctl_log(struct ctl *ctl, int argc, char **argv);
 int ctl_jobs(struct ctl *ctl, int argc, char **argv);
 int ctl_mobility(struct ctl *ctl, int argc, char **argv);
 int ctl_la(struct ctl *ctl, int argc, char **argv);
+/* ctl_nominate.c: our outgoing nominations */
+int ctl_mobility_nominate(struct ctl *ctl, int argc, char **argv);
+int ctl_mobility_cancel(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ struct ctl_subcommand {
 };
 
 static const struct ctl_subcommand mobility_subcommands[] = {
+    {"nominate", ctl_mobility_nominate, "FILE.xml [--schemas DIR] [--conninfo STR]"},
+    {"cancel", ctl_mobility_cancel, "OMOBILITY_ID [--conninfo STR]"},
     {NULL, NULL, NULL}, /* end */
 };
 
