@@ -49,7 +49,8 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_db.c gateway/api/api_institutions.c gateway/api/api_ounits.c gateway/api/api_course_replication.c \
 	gateway/api/api_courses.c gateway/api/api_factsheet.c gateway/factsheet.c \
 	gateway/api/api_cnr.c gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c \
-	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c
+	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c \
+	gateway/jobs_refetch_omobilities.c gateway/jobs_index.c gateway/jobs_index_omobilities.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
