@@ -43,5 +43,7 @@ int ctl_log(struct ctl *ctl, int argc, char **argv);
 int ctl_jobs(struct ctl *ctl, int argc, char **argv);
 int ctl_mobility(struct ctl *ctl, int argc, char **argv);
 int ctl_la(struct ctl *ctl, int argc, char **argv);
+/* mobility subcommands (ctl_mobility_*.c) */
+int ctl_mobility_sync(struct ctl *ctl, int argc, char **argv);
 
 #endif

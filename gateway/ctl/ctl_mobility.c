@@ -16,6 +16,7 @@ struct ctl_subcommand {
 };
 
 static const struct ctl_subcommand mobility_subcommands[] = {
+    {"sync", ctl_mobility_sync, "[--full] [--conninfo STR] [HEI...]"},
     {NULL, NULL, NULL}, /* end */
 };
 
