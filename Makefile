@@ -50,7 +50,8 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_courses.c gateway/api/api_factsheet.c gateway/factsheet.c \
 	gateway/api/api_cnr.c gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c \
 	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c \
-	gateway/jobs_refetch_omobilities.c gateway/jobs_index.c gateway/jobs_index_omobilities.c
+	gateway/jobs_refetch_omobilities.c gateway/jobs_index.c gateway/jobs_index_omobilities.c \
+	gateway/jobs_resync.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
@@ -91,6 +92,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/test
 
 # jobs.c and jobs_cnr.c belong to ewpd; test_jobs links them too.
 $(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o $(BUILD)/gateway/jobs_refetch.o
+# the receiving side of nominations (jobs_omobilities.h)
+$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs_refetch_omobilities.o $(BUILD)/gateway/jobs_index.o \
+	$(BUILD)/gateway/jobs_index_omobilities.o $(BUILD)/gateway/jobs_resync.o
 
 deps:
 	@.ci/install-deps.sh

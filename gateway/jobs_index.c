@@ -20,7 +20,7 @@ static const struct index_api {
 	void (*start)(struct jobs_run *run);
 	void (*cancel)(struct jobs_run *run);
 } index_apis[] = {
-    {"omobilities", jobs_index_omobilities_start, omob_call_cancel},
+    {.api = "omobilities", .start = jobs_index_omobilities_start, .cancel = omob_call_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 

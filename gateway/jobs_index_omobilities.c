@@ -6,11 +6,10 @@
  *
  * The payload, written by ewp.omobilities_queue_index(), carries
  * modified_since (the previous successful listing minus ten minutes)
- * unless a full listing was asked for or the partner was never listed. A full listing also queues a refetch of every mobility of that
- * partner we hold and it no longer lists, so that the get's answer sets
- * gone_at. Request: POST index-url with sending_hei_id (the partner),
- * receiving_hei_id (our HEI) and modified_since when given; v3 servers
- * ignore the parameters they do not know.
+ * unless a full listing was asked for or the partner was never listed. A full listing also queues a
+ * refetch of every mobility of that partner we hold and it no longer lists, so that the get's
+ * answer sets gone_at. Request: POST index-url with sending_hei_id (the partner), receiving_hei_id
+ * (our HEI) and modified_since when given; v3 servers ignore the parameters they do not know.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +27,7 @@
 #include "xml.h"
 
 #define INDEX_NS                                                                                   \
-	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"       \
 	"endpoints/index-response.xsd"
 
 /* What the listing keeps until it is recorded. */
@@ -77,10 +76,10 @@ index_got(struct omob_call *c, xmlDocPtr doc, const char *body, size_t len)
 	(void)len;
 	xml_dump(doc, &utf8, &n);
 	snprintf(id, sizeof(id), "%lld", job->id);
-	c->q = db_query(d->db, done_sql, 5,
-	                (const char *const[]){job->hei_id, st->started, utf8,
-	                                      st->full ? "true" : "false", id},
-	                index_done_cb, c);
+	c->q = db_query(
+	    d->db, done_sql, 5,
+	    (const char *const[]){job->hei_id, st->started, utf8, st->full ? "true" : "false", id},
+	    index_done_cb, c);
 	xmlFree(utf8);
 }
 

@@ -25,7 +25,7 @@
 #include "msglog.h"
 
 #define OMOB_ENTRY_NS                                                                              \
-	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"       \
 	"manifest-entry.xsd"
 #define OMOB_GET_MAX_RESPONSE   (2 * 1024 * 1024)
 #define OMOB_INDEX_MAX_RESPONSE (16 * 1024 * 1024)
@@ -39,9 +39,9 @@ typedef void omob_got_cb(struct omob_call *c, xmlDocPtr doc, const char *body, s
 
 struct omob_call {
 	struct jobs_run *run;
-	struct snap *snap;       /* the catalogue the call was made with */
-	struct db_query *q;      /* the caller's pending query, cancelled with the call */
-	void *arg;               /* the caller's */
+	struct snap *snap;  /* the catalogue the call was made with */
+	struct db_query *q; /* the caller's pending query, cancelled with the call */
+	void *arg;          /* the caller's */
 	/* private */
 	struct httpc_req *req;
 	omob_got_cb *got;
@@ -68,6 +68,12 @@ void omob_call_free(struct omob_call *c);
 void omob_call_cancel(struct jobs_run *run);
 /* "name=value" URL-encoded, appended to b with '&' when b is not empty. */
 int omob_form_add(struct buf *b, const char *name, const char *value) EWP_MUSTCHECK;
+
+/* The nightly re-sync of a worker (jobs_resync.c); NULL without database. */
+struct jobs_resync;
+struct ewpd;
+struct jobs_resync *jobs_resync_new(struct ewpd *d);
+void jobs_resync_free(struct jobs_resync *r);
 
 /* Handlers (jobs_refetch.c's table, jobs_index.c's table). */
 void jobs_refetch_omobilities_start(struct jobs_run *run);

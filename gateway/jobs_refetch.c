@@ -18,7 +18,7 @@ static const struct refetch_api {
 	void (*start)(struct jobs_run *run);
 	void (*cancel)(struct jobs_run *run);
 } refetch_apis[] = {
-    {"omobilities", jobs_refetch_omobilities_start, omob_call_cancel},
+    {.api = "omobilities", .start = jobs_refetch_omobilities_start, .cancel = omob_call_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 

@@ -236,7 +236,8 @@ omob_call_start(struct jobs_run *run, const char *url_name, const char *form, co
 	                   sizeof(err)) == -1) {
 		char msg[700];
 
-		snprintf(msg, sizeof(msg), "no Outgoing Mobilities v3 %s to call: %s", url_name, err);
+		snprintf(msg, sizeof(msg), "no Outgoing Mobilities v3 %s to call: %s", url_name,
+		         err);
 		free(arg);
 		jobs_done(run, JOBS_NO_API, 0, msg);
 		return;
@@ -326,10 +327,10 @@ refetch_stored_cb(PGresult *res, const char *err, void *arg)
 	c->q = NULL;
 	if (err != NULL) {
 		/* EW001 and data or constraint errors: the partner's data, final */
-		enum jobs_outcome o = db_err_is(err, "EW001") || db_err_is(err, "22") ||
-		                              db_err_is(err, "23")
-		                          ? JOBS_REJECTED
-		                          : JOBS_RETRY;
+		enum jobs_outcome o =
+		    db_err_is(err, "EW001") || db_err_is(err, "22") || db_err_is(err, "23")
+		        ? JOBS_REJECTED
+		        : JOBS_RETRY;
 
 		snprintf(msg, sizeof(msg), "%s: %s",
 		         o == JOBS_REJECTED ? "not stored, the answer was refused" : "not stored",
@@ -364,9 +365,10 @@ refetch_got(struct omob_call *c, xmlDocPtr doc, const char *body, size_t len)
 	(void)len;
 	/* the document as UTF-8, whatever encoding the partner used */
 	xml_dump(doc, &utf8, &n);
-	c->q = db_query(d->db, store_sql, 5,
-	                (const char *const[]){job->hei_id, job->dedupe_key, job->payload, utf8, name},
-	                refetch_stored_cb, c);
+	c->q =
+	    db_query(d->db, store_sql, 5,
+	             (const char *const[]){job->hei_id, job->dedupe_key, job->payload, utf8, name},
+	             refetch_stored_cb, c);
 	xmlFree(utf8);
 }
 

@@ -16,7 +16,7 @@ struct ctl_subcommand {
 };
 
 static const struct ctl_subcommand mobility_subcommands[] = {
-    {"sync", ctl_mobility_sync, "[--full] [--conninfo STR] [HEI...]"},
+    {.name = "sync", .run = ctl_mobility_sync, .usage = "[--full] [--conninfo STR] [HEI...]"},
     {NULL, NULL, NULL}, /* end */
 };
 

@@ -20,7 +20,7 @@
 #include "xmalloc.h"
 
 #define SYNC_ENTRY_NS                                                                              \
-	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"      \
+	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"       \
 	"manifest-entry.xsd"
 
 static const char queue_sql[] =
@@ -108,7 +108,8 @@ ctl_mobility_sync(struct ctl *ctl, int argc, char **argv)
 		return 1;
 	}
 	if (n == 0) {
-		printf("no partner publishes Outgoing Mobilities v3 in the catalogue: nothing queued\n");
+		printf("no partner publishes Outgoing Mobilities v3 in the catalogue: nothing "
+		       "queued\n");
 		buf_free(&b);
 		return 0;
 	}

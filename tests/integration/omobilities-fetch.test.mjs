@@ -42,6 +42,7 @@ const JOBS_CONF = { retry_min: '1s', retry_max: '2s', lease: '8s', timeout: '3s'
 const FINAL = ['success', 'rejected', 'no-cnr-api', 'cancelled', 'expired', 'merged'];
 
 let fx;
+let fx2; // a second node on the same database (nightly re-sync test)
 let double;
 const pKey = makeKey(); // the partner's client key: signs its CNRs to us
 const pKey2 = makeKey(); // P_NOAPI's client key
@@ -176,7 +177,8 @@ before(async () => {
     { adminEmail: `admin@${P_NOAPI}`, heis: [P_NOAPI], clientKeys: [pKey2], serverKeys: [double.serverKey], echoUrl: `${double.baseUrl}/ewp/echo2` });
   fx.extraInstitutions.push({ id: P, names: [['en', 'OMobilities Partner University']] }, { id: P_NOAPI, names: [['en', 'No OMobilities University']] });
   fs.writeFileSync(fx.cataloguePath, withOmobilities(buildCatalogue(fx.catalogueSpec()), `${double.baseUrl}/ewp/echo`, double.baseUrl));
-  fx.writeConfig({ jobs: { ...JOBS_CONF, ca_file: double.tlsFiles.cert }, ewp: { schema_dir: PROJECT_SCHEMAS } });
+  // the nightly re-sync off here (its own test below starts a node with it on)
+  fx.writeConfig({ jobs: { ...JOBS_CONF, ca_file: double.tlsFiles.cert }, ewp: { schema_dir: PROJECT_SCHEMAS }, mobility: { sync_hour: '-1' } });
   // our institution and one of its units, as the core holds them
   sql(`INSERT INTO smile.etablissement (schac_id, names, is_local) VALUES ('${HEI_ID}', '[{"lang": "fr", "name": "Université de Test SMILE"}]', true)`);
   localUnit = sql(`INSERT INTO smile.composante (etablissement_id, ounit_id, code, names)
@@ -185,6 +187,7 @@ before(async () => {
 });
 
 after(async () => {
+  await fx2?.cleanup();
   await double?.close();
   await fx?.cleanup();
 });
@@ -639,3 +642,39 @@ itest(() => fx, 'ewpctl mobility sync without HEI: every catalogue partner with 
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /usage: ewpctl mobility sync/);
 });
+
+itest(() => fx, 'nightly re-sync: a node with [mobility] sync_hour past queues one incremental index job per partner with OMobilities v3, once a day whatever the number of workers', async () => {
+  const t0 = sql('SELECT now()');
+  const from = double.requests.length;
+  assert.equal(Number(sql('SELECT count(*) FROM ewp.omobilities_nightly')), 0, 'no run yet (sync_hour -1 on the first node)');
+  fx2 = await Ewpd.create('omob-fetch-2', { workers: 2, start: false });
+  fx2.writeConfig({
+    keys: { keys_dir: fx.keysDir },
+    database: { conninfo: fx.pg.conninfo },
+    jobs: { ...JOBS_CONF, ca_file: double.tlsFiles.cert },
+    ewp: { schema_dir: PROJECT_SCHEMAS },
+    mobility: { sync_hour: '0' },
+  });
+  fs.writeFileSync(fx2.cataloguePath, fs.readFileSync(fx.cataloguePath));
+  await fx2.start();
+  const q = `SELECT coalesce(json_agg(row_to_json(j) ORDER BY id), '[]') FROM (SELECT id, hei_id, status, payload FROM ewp.jobs
+    WHERE kind = 'index' AND created_at > '${t0}') j`;
+  const r = await pollUntil(() => {
+    const js = JSON.parse(sql(q));
+    return { ok: js.length >= 1 && js.every((j) => FINAL.includes(j.status)), js, detail: JSON.stringify(js) };
+  }, 20000, 'the nightly index job, finished', 200);
+  await sleep(4000); // both workers of the node have offered the day by now (first check 3 s after start)
+  const js = JSON.parse(sql(q));
+  assert.equal(js.length, 1, `one index job for the day: ${JSON.stringify(js)}`);
+  assert.equal(js[0].hei_id, P, 'the one partner publishing OMobilities v3');
+  assert.equal(js[0].status, 'success');
+  assert.equal(js[0].payload.full, false, 'incremental');
+  assert.match(js[0].payload.modified_since, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+  const day = JSON.parse(sql(`SELECT row_to_json(n) FROM ewp.omobilities_nightly n`));
+  assert.equal(day.day, sql(`SELECT (now() AT TIME ZONE 'UTC')::date`));
+  assert.equal(day.partners, 1);
+  const idx = double.since(from).filter((x) => x.path.endsWith('/ewp/omobilities/index'));
+  assert.equal(idx.length, 1, 'the partner listed once');
+  assert.equal(idx[0].form.get('modified_since'), js[0].payload.modified_since);
+  assert.ok(r.js.length >= 1);
+}, { timeout: 60000 });
