@@ -89,6 +89,7 @@ static const struct conf_key conf_keys[] = {
     {"jobs", "retry_max", CONF_DURATION, F(jobs_retry_max), 0, "1h", 0, 1, 7 * 86400},
     {"jobs", "give_up_after", CONF_DURATION, F(jobs_give_up_after), 0, "24h", 0, 1, 30 * 86400},
     {"jobs", "ca_file", CONF_STR, F(jobs_ca_file), 0, "", CONF_PATH, 0, 0},
+    {"mobility", "sync_hour", CONF_INT, F(mobility_sync_hour), 0, "2", 0, -1, 23},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

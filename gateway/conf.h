@@ -93,6 +93,9 @@ struct conf {
 	int jobs_retry_max;     /* backoff ceiling */
 	int jobs_give_up_after; /* from creation, then 'expired' */
 	char *jobs_ca_file;     /* PEM trust anchors for partners; NULL: system store */
+
+	/* [mobility] nominations received (jobs_resync.c) */
+	int mobility_sync_hour; /* UTC hour of the nightly OMobilities re-sync; -1: off */
 };
 
 /* NULL with "path:line: reason" in err on any problem. */

@@ -17,13 +17,15 @@
 #include "httpc.h"
 #include "jobs.h"
 #include "jobs_int.h"
+#include "jobs_omobilities.h"
 #include "log.h"
 #include "xmalloc.h"
 
 #define JOBS_ERROR_RETRY_MS  1000 /* after a failed claim */
 #define JOBS_DEFAULT_GIVE_UP 86400
 
-static const struct jobs_kind *const jobs_kinds[] = {&jobs_kind_cnr};
+static const struct jobs_kind *const jobs_kinds[] = {&jobs_kind_cnr, &jobs_kind_refetch,
+                                                     &jobs_kind_index};
 #define NKINDS (sizeof(jobs_kinds) / sizeof(jobs_kinds[0]))
 
 static const char *const validator_heis[] = {
@@ -58,6 +60,8 @@ struct jobs {
 	bool stopped, rescan, listening;
 	char leased_by[256];
 	char kinds[512]; /* text[] literal of "direction/kind" handled */
+	/* the nightly OMobilities re-sync (jobs_resync.c) */
+	struct jobs_resync *resync;
 	unsigned claim_limit;
 };
 
@@ -544,6 +548,7 @@ jobs_new(struct ewpd *d)
 	if (db_pool_listen(d->db, JOBS_CHANNEL, jobs_notify_cb, j) == -1)
 		log_warnx("jobs: cannot listen on %s: polling only", JOBS_CHANNEL);
 	jobs_arm(j, 0);
+	j->resync = jobs_resync_new(d);
 	return j;
 }
 
@@ -592,6 +597,7 @@ jobs_free(struct jobs *j)
 		}
 		run_free(r);
 	}
+	jobs_resync_free(j->resync);
 	httpc_free(j->http);
 	event_free(j->timer);
 	free(j);

@@ -11,12 +11,14 @@
 
 #include "jobs.h"
 #include "jobs_int.h"
+#include "jobs_omobilities.h"
 
 static const struct refetch_api {
 	const char *api;
 	void (*start)(struct jobs_run *run);
 	void (*cancel)(struct jobs_run *run);
 } refetch_apis[] = {
+    {.api = "omobilities", .start = jobs_refetch_omobilities_start, .cancel = omob_call_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 

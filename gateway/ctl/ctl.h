@@ -46,5 +46,7 @@ int ctl_la(struct ctl *ctl, int argc, char **argv);
 /* ctl_nominate.c: our outgoing nominations */
 int ctl_mobility_nominate(struct ctl *ctl, int argc, char **argv);
 int ctl_mobility_cancel(struct ctl *ctl, int argc, char **argv);
+/* mobility subcommands (ctl_mobility_*.c) */
+int ctl_mobility_sync(struct ctl *ctl, int argc, char **argv);
 
 #endif

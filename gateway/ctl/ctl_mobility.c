@@ -18,6 +18,7 @@ struct ctl_subcommand {
 static const struct ctl_subcommand mobility_subcommands[] = {
     {"nominate", ctl_mobility_nominate, "FILE.xml [--schemas DIR] [--conninfo STR]"},
     {"cancel", ctl_mobility_cancel, "OMOBILITY_ID [--conninfo STR]"},
+    {.name = "sync", .run = ctl_mobility_sync, .usage = "[--full] [--conninfo STR] [HEI...]"},
     {NULL, NULL, NULL}, /* end */
 };
 

@@ -57,6 +57,16 @@ before(async () => {
   fx.extraHosts.push({ adminEmail: 'admin@developers.erasmuswithoutpaper.eu', heis: [VALIDATOR_HEI], clientKeys: [validatorKey] });
   fx.extraInstitutions.push({ id: VALIDATOR_HEI, names: [['en', 'EWP validator HEI 1']] });
   fx.writeCatalogue();
+  // The 'refetch' kind now runs these jobs (omobilities-fetch.test.mjs
+  // follows them into the core). This file is about the listeners and
+  // what they leave in the queue, so ewpd's runner is kept from claiming
+  // refetch jobs here: a trigger turns its claim (pending -> running,
+  // leased by host:pid) into a no-op, and the jobs stay as the listener
+  // wrote them. The last test lifts it.
+  fx.pg.psql(`CREATE FUNCTION ewp.test_hold_refetch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+    CREATE TRIGGER test_hold_refetch BEFORE UPDATE ON ewp.jobs FOR EACH ROW
+      WHEN (OLD.status = 'pending' AND NEW.status = 'running' AND OLD.kind = 'refetch' AND NEW.leased_by NOT LIKE 'test:%')
+      EXECUTE FUNCTION ewp.test_hold_refetch()`);
   await fx.start();
 });
 after(async () => { await fx?.cleanup(); });
@@ -344,4 +354,20 @@ itest(() => fx, 'cnr v1: without sending_hei_id (as the Registry validator sends
   assert.equal(js.length, 1);
   assert.equal(js[0].hei_id, PARTNER_HEI);
   assert.equal(js[0].payload.sending_hei_id, null);
+});
+
+itest(() => fx, 'cnr: once claimed, the queued jobs run: an omobilities refetch for a partner without OMobilities v3 ends no-cnr-api, an omobility-las one without its handler is cancelled', async () => {
+  const id = freshId('run');
+  await notify(APIS.v1, params(APIS.v1, [id]));
+  await notify(APIS.la, params(APIS.la, [id]));
+  assert.equal(jobs('omobilities', [id])[0].status, 'pending', 'held until now');
+  fx.pg.psql('DROP TRIGGER test_hold_refetch ON ewp.jobs');
+  const done = await pollUntil(async () => {
+    const js = [...jobs('omobilities', [id]), ...jobs('omobility-las', [id])];
+    return { ok: js.length === 2 && js.every((j) => !j.open), js, detail: JSON.stringify(js) };
+  }, 15000, 'both jobs finished');
+  const [om, la] = done.js;
+  assert.equal(om.status, 'no-cnr-api', JSON.stringify(om));
+  assert.equal(om.attempts, 1);
+  assert.ok(['cancelled', 'success', 'no-cnr-api', 'rejected'].includes(la.status), JSON.stringify(la));
 });
