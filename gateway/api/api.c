@@ -19,7 +19,9 @@ const struct api_entry *const api_table[] = {
     &api_course_replication_entry, &api_courses_entry,
     &api_factsheet_entry, /* only when [ewp] factsheet is set */
     &api_omobility_cnr_v1_entry,   &api_omobility_cnr_v2_entry,
-    &api_omobility_la_cnr_entry,   NULL,
+    &api_omobility_la_cnr_entry,   &api_las_get_entry,
+    &api_las_index_entry,          &api_las_update_entry,
+    &api_las_stats_entry,          NULL,
 };
 
 int
@@ -220,7 +222,8 @@ api_dispatch(struct req *rq)
 		                      : "GET");
 		return;
 	}
-	if (api_parse_params(rq, content_type) == -1)
+	/* An XML body (an update request) is the handler's to read. */
+	if (!e->xml_body && api_parse_params(rq, content_type) == -1)
 		return;
 	e->handle(rq);
 }

@@ -28,6 +28,7 @@ struct api_entry {
 	const char *path;    /* served at public_url + path */
 	int methods;         /* API_GET | API_POST */
 	bool signed_only;    /* refuse anonymous callers (httpsig client auth) */
+	bool xml_body;       /* POST body is an XML document: no form parsing */
 	enum metrics_api metric;
 	/* Called with authenticated caller and parsed parameters. */
 	void (*handle)(struct req *rq);
@@ -65,5 +66,9 @@ extern const struct api_entry api_factsheet_entry;
 extern const struct api_entry api_omobility_cnr_v1_entry;
 extern const struct api_entry api_omobility_cnr_v2_entry;
 extern const struct api_entry api_omobility_la_cnr_entry;
+extern const struct api_entry api_las_get_entry;
+extern const struct api_entry api_las_index_entry;
+extern const struct api_entry api_las_update_entry;
+extern const struct api_entry api_las_stats_entry;
 
 #endif

@@ -43,5 +43,8 @@ int ctl_log(struct ctl *ctl, int argc, char **argv);
 int ctl_jobs(struct ctl *ctl, int argc, char **argv);
 int ctl_mobility(struct ctl *ctl, int argc, char **argv);
 int ctl_la(struct ctl *ctl, int argc, char **argv);
+/* ctl_la_send.c: our outgoing students' learning agreements */
+int ctl_la_create(struct ctl *ctl, int argc, char **argv);
+int ctl_la_propose(struct ctl *ctl, int argc, char **argv);
 
 #endif
