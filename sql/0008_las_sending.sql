@@ -249,6 +249,37 @@ SELECT la.id, m.id AS mobility_id, m.sending_hei_id, m.omobility_id, m.receiving
 COMMENT ON VIEW smile.la_outgoing IS
     'Outgoing learning agreements: versions in place and the state of the latest proposal';
 
+-- The header with the student data a proposal changed (its student element
+-- lists only the changed fields), once the receiving HEI approved it.
+CREATE FUNCTION smile.la_merge_student(p_header xml, p_proposal xml)
+    RETURNS xml
+    LANGUAGE plpgsql IMMUTABLE
+AS $$
+DECLARE
+    ns constant text[] := ARRAY[ARRAY['l', smile.las_ns()]];
+    f text;
+    v xml[];
+    fields text := '';
+BEGIN
+    IF NOT xpath_exists('/l:changes-proposal/l:student/*', p_proposal, ns) THEN
+        RETURN p_header;
+    END IF;
+    FOREACH f IN ARRAY ARRAY['given-names', 'family-name', 'global-id', 'birth-date',
+                             'citizenship', 'gender', 'email'] LOOP
+        v := xpath('/l:changes-proposal/l:student/l:' || f, p_proposal, ns);
+        IF cardinality(v) = 0 THEN
+            v := xpath('/l:la/l:student/l:' || f, p_header, ns);
+        END IF;
+        fields := fields || coalesce(array_to_string(v::text[], ''), '');
+    END LOOP;
+    RETURN ('<la xmlns="' || smile.las_ns() || '">'
+        || smile.la_children(p_header, 'following-sibling::l:student')
+        || '<student>' || fields || '</student>'
+        || smile.la_children(p_header, 'preceding-sibling::l:student')
+        || '</la>')::xml;
+END
+$$;
+
 -- ---------------------------------------------------------------------------
 -- The receiving HEI's update (omobility-las-update-request, already checked
 -- against ewp-schemas/intake/omobility-las-update-request.xsd). p_callers:
@@ -324,6 +355,12 @@ BEGIN
     UPDATE smile.la_version SET state = 'approved', ended_at = now() WHERE id = cur.id;
     UPDATE smile.la_version SET state = 'superseded', ended_at = now()
      WHERE learning_agreement_id = la_id AND kind = target AND state = 'current';
+    -- changed student data, now agreed, goes into the header
+    IF xpath_exists('/l:changes-proposal/l:student/*', cur.content, ns) THEN
+        UPDATE smile.learning_agreement
+           SET header = smile.la_merge_student(header, cur.content), modified_at = clock_timestamp()
+         WHERE id = la_id;
+    END IF;
     INSERT INTO smile.la_version (learning_agreement_id, kind, proposal_id, content)
     VALUES (la_id, target, pid, (
         '<' || target || ' xmlns="' || smile.las_ns() || '">'

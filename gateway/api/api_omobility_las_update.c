@@ -118,6 +118,7 @@ las_update_handle(struct req *rq)
 	struct xsd *xsd;
 	xmlDocPtr doc;
 	char *body, *callers;
+	size_t len;
 
 	if (rq->body_len == 0) {
 		req_error(rq, 400,
@@ -142,15 +143,17 @@ las_update_handle(struct req *rq)
 		req_error(rq, 400, "not a valid omobility-las-update-request: %s", err);
 		return;
 	}
+	/* Handed over as parsed, in UTF-8 whatever encoding the caller used. */
+	xml_dump(doc, &body, &len);
 	xmlFreeDoc(doc);
 	if ((callers = las_callers_json(rq)) == NULL) {
+		xmlFree(body);
 		req_error(rq, 500, "the caller's HEI list is too large");
 		return;
 	}
-	body = xstrndup(rq->body, rq->body_len);
 	api_db_query(rq, las_update_sql, 3,
 	             (const char *const[]){body, callers, rq->d->conf->hei_id}, las_update_done);
-	free(body);
+	xmlFree(body);
 	free(callers);
 }
 

@@ -253,7 +253,7 @@ async function index(params, { key = laKey } = {}) {
 }
 
 async function update(body, status, { key = laKey, what = 'omobility-las update' } = {}) {
-  const { req, res } = await call(key, { method: 'POST', path: '/ewp/omobility-las/update', body, contentType: 'text/xml; charset=utf-8' }, status, what);
+  const { req, res } = await call(key, { method: 'POST', path: '/ewp/omobility-las/update', body, contentType: 'text/xml' }, status, what);
   if (status === 200) {
     assertValid(res.body, official('endpoints', 'update-response.xsd'), 'update response (official)');
     assertValid(res.body, projectSchema('omobility-las-update-response.xsd'), 'update response (ewp-schemas)');
@@ -518,6 +518,34 @@ itest(() => fx, 'index filters: receiving_hei_id, year, global_id, mobility_type
   assert.deepEqual(await index([['sending_hei_id', HEI_ID], ['modified_since', mark]]), [SCEN]);
 });
 
+const STUDENT = 'om-student-1';
+const OLD_YEAR = '2024/2025';
+
+itest(() => fx, 'changed student data: served in the proposal, moved into the header once approved; an ISO-8859-1 request is read right', async () => {
+  addMobility(STUDENT, { year: OLD_YEAR });
+  ctlOk('create', STUDENT, headerXml(STUDENT, { year: OLD_YEAR }), /created/);
+  const prop = proposalNoId('Numerical analysis')
+    .replace('</changes-proposal>', '<student><family-name>Sidorova</family-name><email>ivan.s@example.com</email></student>\n</changes-proposal>');
+  await expectCnr(STUDENT, async () => ctlOk('propose', STUDENT, prop, /proposed/));
+  let la = await getOne(STUDENT);
+  const cp = la.element(LA_NS, 'changes-proposal');
+  assert.equal(cp.element(LA_NS, 'student').element(LA_NS, 'family-name').text, 'Sidorova');
+  assert.equal(la.element(LA_NS, 'student').element(LA_NS, 'family-name').text, 'Sidorov', 'header unchanged before approval');
+  // approved, in ISO-8859-1 with a non-ASCII signer name
+  const body = scenarioUpdate(4, STUDENT, { proposalId: cp.attr('id') })
+    .replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').replace('Anders Bardal', 'Anders Bårdal');
+  await expectCnr(STUDENT, () => update(Buffer.from(body, 'latin1'), 200));
+  la = await getOne(STUDENT);
+  const st = la.element(LA_NS, 'student');
+  assert.deepEqual(st.elements().map((e) => [e.local, e.text]), [
+    ['given-names', 'Ivan Petrovich'], ['family-name', 'Sidorova'],
+    ['global-id', `urn:schac:personalUniqueCode:int:esi:smile.test:${STUDENT}`], ['birth-date', '1997-05-05'],
+    ['citizenship', 'NO'], ['gender', '1'], ['email', 'ivan.s@example.com']], 'header student merged, in schema order');
+  const fv = la.element(LA_NS, 'first-version');
+  assert.equal(fv.element(LA_NS, 'student'), undefined, 'no student element in a version');
+  assert.equal(fv.element(LA_NS, 'receiving-hei-signature').element(LA_NS, 'signer-name').text, 'Anders Bårdal');
+});
+
 itest(() => fx, 'stats: counts per receiving academic year, valid against the official stats-response schema', async () => {
   // one LA awaiting, one commented, one in 2020/2021 (before the statistics start)
   for (const [id, year] of [['om-stats-await', YEAR], ['om-stats-reject', YEAR], ['om-stats-old', '2020/2021']]) {
@@ -531,8 +559,13 @@ itest(() => fx, 'stats: counts per receiving academic year, valid against the of
   assertValid(res.body, official('endpoints', 'stats-response.xsd'), 'stats (official)');
   assertValid(res.body, projectSchema('omobility-las-stats-response.xsd'), 'stats (ewp-schemas)');
   const years = parseXml(res.body).elements(STATS_NS, 'academic-year-la-stats');
-  assert.deepEqual(years.map((y) => y.element(STATS_NS, 'receiving-academic-year-id').text), [YEAR], `only ${YEAR}${exchange(req, res)}`);
-  const v = (k) => Number(years[0].element(STATS_NS, k).text);
+  assert.deepEqual(years.map((y) => y.element(STATS_NS, 'receiving-academic-year-id').text), [OLD_YEAR, YEAR],
+    `2020/2021 left out${exchange(req, res)}`);
+  const old = (k) => Number(years[0].element(STATS_NS, k).text);
+  assert.deepEqual(['la-outgoing-total', 'la-outgoing-not-modified-after-approval', 'la-outgoing-modified-after-approval',
+    'la-outgoing-latest-version-approved', 'la-outgoing-latest-version-rejected', 'la-outgoing-latest-version-awaiting'].map(old),
+  [1, 1, 0, 1, 0, 0], `${OLD_YEAR}: ${STUDENT} approved once`);
+  const v = (k) => Number(years[1].element(STATS_NS, k).text);
   // SCEN: first version + approved changes; BLEND: first version only;
   // OTHER: awaiting; om-stats-await: awaiting; om-stats-reject: commented
   assert.equal(v('la-outgoing-total'), 5);
