@@ -444,6 +444,45 @@ itest(() => fx, 'official update-request examples (ids adapted) are accepted; bl
   assert.equal((await getOne(BLEND)).element(LA_NS, 'changes-proposal'), undefined, 'nothing written');
 });
 
+itest(() => fx, 'ewpctl la: readable refusals, nothing written (unknown mobility, no header yet, wrong ids, bad files)', async () => {
+  const ID = 'om-cli-errors-1';
+  addMobility(ID);
+  const versions = () => sql('SELECT count(*) FROM smile.la_version');
+  const las = () => sql('SELECT count(*) FROM smile.learning_agreement');
+  const [v0, l0] = [versions(), las()];
+  const cases = [
+    ['create', 'om-no-such-mobility', headerXml('om-no-such-mobility'), /no outgoing mobility with omobility_id "om-no-such-mobility"/],
+    ['propose', ID, proposalNoId('Topology'), /has no learning agreement yet[\s\S]*ewpctl la create/],
+    ['create', ID, headerXml(ID, { receiving: PARTNER_HEI }), /receiving-hei\/hei-id "partner.example.org" is not the mobility's receiving HEI/],
+    ['create', ID, headerXml(ID, { year: '2030/2031' }), /receiving-academic-year-id "2030\/2031" is not the mobility's/],
+    ['create', ID, headerXml(ID).replace('<omobility-id>om-cli-errors-1<', '<omobility-id>om-other<'), /omobility-id "om-other" in the header is not the mobility's/],
+    ['create', ID, headerXml(ID).replace('</student-language-skill>', `</student-language-skill>${scenarioElement(5, 'first-version').replace(/ xmlns="[^"]*"/, '')}`),
+      /must not contain first-version/],
+    ['create', ID, headerXml(ID).replace(/<isced-f-code>.*<\/isced-f-code>/, ''), /does not match the schema/],
+    ['create', ID, 'not xml at all', /not well-formed XML/],
+    ['create', ID, proposalNoId('Topology'), /root element .* must be la in namespace/],
+  ];
+  for (const [sub, id, text, re] of cases) {
+    const r = ctl(sub, id, text);
+    assert.equal(r.status, 1, `${sub} ${id} must fail:\n${describeRun(r)}`);
+    assert.match(r.stderr, re, describeRun(r));
+  }
+  ctlOk('create', ID, headerXml(ID), /created/);
+  for (const [text, re] of [
+    [proposalNoId('Topology').replace(/<sending-hei-signature>[\s\S]*<\/sending-hei-signature>/, ''), /does not match the schema/],
+    [headerXml(ID), /root element .* must be changes-proposal/],
+  ]) {
+    const r = ctl('propose', ID, text);
+    assert.equal(r.status, 1, describeRun(r));
+    assert.match(r.stderr, re, describeRun(r));
+  }
+  assert.equal(versions(), v0, 'no version written');
+  assert.equal(las(), String(Number(l0) + 1), 'only the valid header');
+  const usage = runEwpctl(['la', 'propose', ID]);
+  assert.equal(usage.status, 2, describeRun(usage));
+  assert.match(usage.stderr, /usage: ewpctl la propose OMOBILITY_ID FILE.xml/);
+});
+
 // ======================================================================
 // Permissions, errors, index, stats, manifest.
 // ======================================================================
