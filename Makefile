@@ -48,16 +48,17 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_discovery.c gateway/api/api_db.c gateway/api/api_institutions.c \
 	gateway/api/api_ounits.c gateway/api/api_course_replication.c gateway/api/api_courses.c \
 	gateway/api/api_factsheet.c gateway/factsheet.c gateway/api/api_cnr.c \
-	gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c gateway/api/api_omobilities.c \
-	gateway/api/api_omobilities_update.c gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c \
-	gateway/jobs_refetch_omobilities.c gateway/jobs_index.c gateway/jobs_index_omobilities.c \
-	gateway/jobs_resync.c
+	gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c gateway/jobs.c \
+	gateway/jobs_cnr.c gateway/jobs_refetch.c gateway/api/api_omobilities.c \
+	gateway/api/api_omobilities_update.c gateway/jobs_refetch_omobilities.c gateway/jobs_index.c \
+	gateway/jobs_index_omobilities.c gateway/jobs_resync.c gateway/api/api_omobility_las.c \
+	gateway/api/api_omobility_las_update.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
 	gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c gateway/ctl/ctl_sync.c \
 	gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c gateway/ctl/ctl_nominate.c \
-	gateway/ctl/ctl_mobility_sync.c
+	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs
 
@@ -91,11 +92,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/test
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
-# jobs.c and jobs_cnr.c belong to ewpd; test_jobs links them too.
-$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o $(BUILD)/gateway/jobs_refetch.o
-# the receiving side of nominations (jobs_omobilities.h)
-$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs_refetch_omobilities.o $(BUILD)/gateway/jobs_index.o \
-	$(BUILD)/gateway/jobs_index_omobilities.o $(BUILD)/gateway/jobs_resync.o
+# The job engine and its kinds belong to ewpd; test_jobs links them too.
+$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o \
+	$(BUILD)/gateway/jobs_refetch.o $(BUILD)/gateway/jobs_refetch_omobilities.o \
+	$(BUILD)/gateway/jobs_index.o $(BUILD)/gateway/jobs_index_omobilities.o \
+	$(BUILD)/gateway/jobs_resync.o
 
 deps:
 	@.ci/install-deps.sh

@@ -21,7 +21,9 @@ const struct api_entry *const api_table[] = {
     &api_omobility_cnr_v1_entry,   &api_omobility_cnr_v2_entry,
     &api_omobility_la_cnr_entry, /* OMobilities v3: get, index, update */
     &api_omobilities_get_entry,    &api_omobilities_index_entry,
-    &api_omobilities_update_entry, NULL,
+    &api_omobilities_update_entry, &api_las_get_entry,
+    &api_las_index_entry,          &api_las_update_entry,
+    &api_las_stats_entry,          NULL,
 };
 
 int
@@ -222,6 +224,7 @@ api_dispatch(struct req *rq)
 		                      : "GET");
 		return;
 	}
+	/* An XML body (an update request) is the handler's to read. */
 	if (!e->xml_body && api_parse_params(rq, content_type) == -1)
 		return;
 	e->handle(rq);

@@ -69,5 +69,9 @@ extern const struct api_entry api_omobility_la_cnr_entry;
 extern const struct api_entry api_omobilities_get_entry;
 extern const struct api_entry api_omobilities_index_entry;
 extern const struct api_entry api_omobilities_update_entry;
+extern const struct api_entry api_las_get_entry;
+extern const struct api_entry api_las_index_entry;
+extern const struct api_entry api_las_update_entry;
+extern const struct api_entry api_las_stats_entry;
 
 #endif

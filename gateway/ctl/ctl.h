@@ -48,5 +48,8 @@ int ctl_mobility_nominate(struct ctl *ctl, int argc, char **argv);
 int ctl_mobility_cancel(struct ctl *ctl, int argc, char **argv);
 /* mobility subcommands (ctl_mobility_*.c) */
 int ctl_mobility_sync(struct ctl *ctl, int argc, char **argv);
+/* ctl_la_send.c: our outgoing students' learning agreements */
+int ctl_la_create(struct ctl *ctl, int argc, char **argv);
+int ctl_la_propose(struct ctl *ctl, int argc, char **argv);
 
 #endif

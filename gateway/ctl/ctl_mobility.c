@@ -23,6 +23,8 @@ static const struct ctl_subcommand mobility_subcommands[] = {
 };
 
 static const struct ctl_subcommand la_subcommands[] = {
+    {"create", ctl_la_create, "OMOBILITY_ID FILE.xml [--schemas DIR] [--conninfo STR]"},
+    {"propose", ctl_la_propose, "OMOBILITY_ID FILE.xml [--schemas DIR] [--conninfo STR]"},
     {NULL, NULL, NULL}, /* end */
 };
 
