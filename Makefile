@@ -49,7 +49,7 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_db.c gateway/api/api_institutions.c gateway/api/api_ounits.c gateway/api/api_course_replication.c \
 	gateway/api/api_courses.c gateway/api/api_factsheet.c gateway/factsheet.c \
 	gateway/api/api_cnr.c gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c \
-	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c
+	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c gateway/jobs_refetch_las.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
@@ -88,7 +88,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/test
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 # jobs.c and jobs_cnr.c belong to ewpd; test_jobs links them too.
-$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o $(BUILD)/gateway/jobs_refetch.o
+$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o $(BUILD)/gateway/jobs_refetch.o $(BUILD)/gateway/jobs_refetch_las.o
 
 deps:
 	@.ci/install-deps.sh

@@ -11,12 +11,14 @@
 
 #include "jobs.h"
 #include "jobs_int.h"
+#include "jobs_refetch_las.h"
 
 static const struct refetch_api {
 	const char *api;
 	void (*start)(struct jobs_run *run);
 	void (*cancel)(struct jobs_run *run);
 } refetch_apis[] = {
+    {"omobility-las", jobs_refetch_las_start, jobs_refetch_las_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 
