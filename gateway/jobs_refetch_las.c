@@ -15,15 +15,15 @@
  * (sql/0009_las_receiving.sql), which writes everything in one
  * transaction.
  *
- * Outcomes: stored, unchanged, gone (no longer returned) or absent:
- * success. No such API in the catalogue: no-cnr-api (final, with the
- * reason). Timeouts, connection errors, 5xx and other statuses, a refused
- * response signature, a body that is not XML or not valid: retry. 4xx:
- * rejected, with the partner's developer-message. The mobility not known
- * yet (LA before nomination): the function queued a re-fetch of the
- * nomination and the job is retried later. The database down: retry. The
- * document contradicting the request or the nomination (another sending
- * or receiving HEI): rejected, nothing written.
+ * Outcomes: stored, unchanged, gone (no longer returned), absent, or
+ * stale (an answer older than the one stored, when two jobs of one LA
+ * were on the wire at once: dropped): success. No such API in the catalogue: no-cnr-api (final,
+ * with the reason). Timeouts, connection errors, 5xx and other statuses, a refused response
+ * signature, a body that is not XML or not valid: retry. 4xx: rejected, with the partner's
+ * developer-message. The mobility not known yet (LA before nomination): the function queued a
+ * re-fetch of the nomination and the job is retried later. The database down: retry. The document
+ * contradicting the request or the nomination (another sending or receiving HEI): rejected, nothing
+ * written.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +51,14 @@
 	"manifest-entry.xsd"
 #define LAS_SCHEMA "intake/omobility-las-get-response.xsd"
 
-/* $1 response, $2 partner, $3 sending_hei_id, $4 omobility_id, $5 job id */
+/*
+ * $1 response, $2 partner, $3 sending_hei_id, $4 omobility_id, $5 job id,
+ * $6 when the get was sent (seconds since the epoch): an answer older
+ * than the one stored (two jobs of one LA in flight) is dropped.
+ */
 static const char las_store_sql[] =
-    "SELECT smile.la_store_incoming($1::xml, $2, $3, $4, $5::bigint)";
+    "SELECT smile.la_store_incoming($1::xml, $2, $3, $4, $5::bigint,"
+    " to_timestamp($6::double precision))";
 
 struct las_call {
 	struct jobs_run *run;
@@ -231,7 +236,7 @@ las_fetched(const struct httpc_result *res, void *arg)
 	struct ewpd *d = jobs_run_daemon(run);
 	struct msglog_entry *e = &c->log;
 	enum jobs_outcome o;
-	char err[1800] = "", verr[800] = "", jid[32];
+	char err[1800] = "", verr[800] = "", jid[32], sent[48];
 	char *doc = NULL;
 	struct xsd *xsd;
 
@@ -264,8 +269,9 @@ las_fetched(const struct httpc_result *res, void *arg)
 		return;
 	}
 	snprintf(jid, sizeof(jid), "%lld", job->id);
-	const char *params[] = {doc, job->hei_id, c->sending_hei, job->dedupe_key, jid};
-	c->q = db_query(d->db, las_store_sql, 5, params, las_stored, c);
+	snprintf(sent, sizeof(sent), "%lld.%06ld", (long long)e->started, e->started_us);
+	const char *params[] = {doc, job->hei_id, c->sending_hei, job->dedupe_key, jid, sent};
+	c->q = db_query(d->db, las_store_sql, 6, params, las_stored, c);
 	free(doc);
 }
 

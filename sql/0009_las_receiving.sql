@@ -74,7 +74,9 @@ $$;
 -- p_response: the whole omobility-las-get-response (already verified and
 -- valid against ewp-schemas/intake/omobility-las-get-response.xsd);
 -- p_partner: the HEI that served it (the job's hei_id); p_sending_hei,
--- p_omobility: the LA asked for; p_job: the job, for the record.
+-- p_omobility: the LA asked for; p_job: the job, for the record;
+-- p_fetched_at: when the get was sent (learning_agreement.fetched_at is
+-- that of the answer last stored).
 --
 -- Returns one word:
 --   no-mobility  the nomination is not known yet: a re-fetch of it was
@@ -85,10 +87,13 @@ $$;
 --                when the partner's content last changed or came back)
 --   gone         the get no longer returns it (gone_at set)
 --   absent       the get returns nothing and we never had it
+--   stale        what we hold came from a get sent after this one (two
+--                jobs of one LA on the wire at once): nothing written
 -- Raises (SQLSTATE 22023) when the response contradicts the request or
 -- the mobility (another sending or receiving HEI): nothing is written.
 CREATE FUNCTION smile.la_store_incoming(p_response xml, p_partner text, p_sending_hei text,
-                                        p_omobility text, p_job bigint DEFAULT NULL)
+                                        p_omobility text, p_job bigint DEFAULT NULL,
+                                        p_fetched_at timestamptz DEFAULT now())
     RETURNS text
     LANGUAGE plpgsql
 AS $$
@@ -146,7 +151,12 @@ BEGIN
     END LOOP;
 
     SELECT id, header::text, gone_at IS NOT NULL INTO la_id, old_header, was_gone
-      FROM smile.learning_agreement WHERE mobility_id = m.id FOR UPDATE;
+      FROM smile.learning_agreement
+     WHERE mobility_id = m.id FOR UPDATE;
+    IF la_id IS NOT NULL AND EXISTS (SELECT 1 FROM smile.learning_agreement
+                                      WHERE id = la_id AND fetched_at > p_fetched_at) THEN
+        RETURN 'stale';
+    END IF;
 
     IF n = 0 THEN
         IF la_id IS NULL THEN
@@ -155,7 +165,7 @@ BEGIN
         -- modified_at given: set_modified_at() cannot compare rows with
         -- an xml column, so every UPDATE here names it
         UPDATE smile.learning_agreement
-           SET gone_at = now(), fetched_at = now(), modified_at = clock_timestamp()
+           SET gone_at = now(), fetched_at = p_fetched_at, modified_at = clock_timestamp()
          WHERE id = la_id AND gone_at IS NULL;
         RETURN 'gone';
     END IF;
@@ -183,12 +193,12 @@ BEGIN
 
     IF la_id IS NULL THEN
         INSERT INTO smile.learning_agreement (mobility_id, header, fetched_at)
-        VALUES (m.id, hdr, now()) RETURNING id INTO la_id;
+        VALUES (m.id, hdr, p_fetched_at) RETURNING id INTO la_id;
         changed := true;
     ELSIF smile.la_xml_key(old_header::xml) IS DISTINCT FROM smile.la_xml_key(hdr) OR was_gone THEN
         -- modified_at given: see above
         UPDATE smile.learning_agreement
-           SET header = hdr, gone_at = NULL, fetched_at = now(), modified_at = clock_timestamp()
+           SET header = hdr, gone_at = NULL, fetched_at = p_fetched_at, modified_at = clock_timestamp()
          WHERE id = la_id;
         changed := true;
     END IF;
@@ -275,7 +285,7 @@ BEGIN
     -- versions changed, header did not: the LA was still touched now
     IF changed AND NOT header_written THEN
         UPDATE smile.learning_agreement
-           SET fetched_at = now(), modified_at = clock_timestamp()
+           SET fetched_at = p_fetched_at, modified_at = clock_timestamp()
          WHERE id = la_id;
     END IF;
 
@@ -288,7 +298,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION smile.la_store_incoming(xml, text, text, text, bigint) IS
+COMMENT ON FUNCTION smile.la_store_incoming(xml, text, text, text, bigint, timestamptz) IS
     'Stores a partner''s learning agreement (OMobility LAs get response) with its versions, in one transaction';
 
 -- A nomination fetched after its learning agreement's CNR: the LA's

@@ -479,6 +479,21 @@ itest(() => fx, 'an LA the get no longer returns → gone_at set, versions kept;
   assert.deepEqual(fmt(versions(id)), ['changes-proposal:BAF222F868493C167125FA32452E9460731C575:current']);
 });
 
+itest(() => fx, 'an answer older than the one stored (two fetches of one LA in flight) is dropped: stale', async () => {
+  const id = freshId('stale');
+  seedMobility(id);
+  serve(id, getResponse(laElement(id, scenarioVersions('03-update-initial-version.part.xml'))));
+  await notifyAndWait(id);
+  const older = getResponse(laElement(id, scenarioVersions('01-initial-version.part.xml')));
+  const call = (when) => sql(`SELECT smile.la_store_incoming(${lit(older)}::xml, ${lit(P_LA)}, ${lit(P_LA)}, ${lit(id)}, NULL, ${when})`);
+  assert.equal(call("now() - interval '1 hour'"), 'stale');
+  assert.deepEqual(fmt(versions(id)), ['changes-proposal:4C159B15BAF222F868493C167125FA32452:current'], 'nothing written');
+  // the same document sent later than the stored one is taken
+  assert.equal(call("now() + interval '1 second'"), 'stored');
+  assert.deepEqual(fmt(versions(id)), ['changes-proposal:4C159B15BAF222F868493C167125FA32452:superseded',
+    'changes-proposal:BAF222F868493C167125FA32452E9460731C575:current']);
+});
+
 itest(() => fx, 'a document naming another sending HEI → rejected, nothing written', async () => {
   const id = freshId('wronghei');
   seedMobility(id);
