@@ -526,3 +526,38 @@ itest(() => fx, 'smile.inscription_advance: next active step, inactive ones skip
   assert.throws(() => sql(`SELECT smile.inscription_advance(${ins}, 'no-such-step')`), /no workflow step "no-such-step"/);
   assert.equal(Number(sql(`SELECT count(*) FROM smile.stepmessage WHERE inscription_id = ${ins}`)), 1);
 });
+
+itest(() => fx, 'the worker killed with kill -9 in the middle of a fetch: after the lease the LA is fetched again and stored once', async () => {
+  const id = freshId('kill');
+  seedMobility(id);
+  const body = getResponse(laElement(id, scenarioVersions('01-initial-version.part.xml')));
+  let hung;
+  behaviour.set(id, (req) => {
+    if (!hung) hung = req; // never answered
+    else double.reply(req, { body });
+  });
+  await notifyLa(id);
+  await pollUntil(() => ({ ok: !!hung, detail: 'no get yet' }), 10000, 'the first get at the partner');
+  const j = json(`SELECT row_to_json(j) FROM ewp.jobs j WHERE api = 'omobility-las' AND dedupe_key = ${lit(id)}`);
+  assert.equal(j.status, 'running');
+  const pid = Number(j.leased_by.split(':').pop());
+  assert.ok(pid > 0 && pid !== fx.proc.pid, `leased_by ${j.leased_by} names a worker`);
+  process.kill(pid, 'SIGKILL');
+  await pollUntil(() => {
+    const s = job(j.id);
+    return { ok: s.status === 'success', detail: JSON.stringify(s) };
+  }, 30000, 'the job done by the restarted worker');
+  assert.equal(job(j.id).attempts, 2);
+  assert.deepEqual(fmt(versions(id)), ['changes-proposal:BAF222F868493C167125FA32452E9460731C575:current']);
+  hung.res.destroy();
+  assert.ok(fx.alive, 'the supervisor is still running');
+});
+
+itest(() => fx, 'the log holds no sanitizer report and no unexpected warning', async () => {
+  const log = fs.readFileSync(fx.logPath, 'utf8');
+  assert.doesNotMatch(log, /Sanitizer|runtime error:/);
+  // expected: the worker killed on purpose above
+  const warnings = log.split('\n').filter((l) => /\b(warn|error)\b/i.test(l) &&
+    !/worker \d+ .*(killed|signal 9)|exited on signal 9|restart/i.test(l));
+  assert.deepEqual(warnings, [], `unexpected warnings in ${fx.logPath}`);
+});
