@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { buildCatalogue } from './lib/catalogue.mjs';
 import { Ewpd, HEI_ID, itest } from './lib/daemon.mjs';
@@ -527,6 +528,35 @@ itest(() => fx, 'smile.inscription_advance: next active step, inactive ones skip
   assert.equal(Number(sql(`SELECT count(*) FROM smile.stepmessage WHERE inscription_id = ${ins}`)), 1);
 });
 
+itest(() => fx, 'PostgreSQL down when the answers come: nothing half-written, every LA stored once it is back', async () => {
+  const ids = Array.from({ length: 5 }, () => freshId('pgdown'));
+  for (const id of ids) {
+    seedMobility(id);
+    const body = getResponse(laElement(id, scenarioVersions('06-changes-proposal.part.xml')));
+    behaviour.set(id, (req) => setTimeout(() => double.reply(req, { body }), 800));
+  }
+  const from = double.requests.length;
+  for (const id of ids) await notifyLa(id);
+  await pollUntil(() => {
+    const n = ids.filter((id) => double.since(from).some((r) => r.form.get('omobility_id') === id)).length;
+    return { ok: n === ids.length, detail: `${n} of ${ids.length} on the wire` };
+  }, 10000, 'every get on the wire');
+  await fx.pg.haltAsync('fast');
+  await sleep(1500);
+  await fx.pg.resumeAsync();
+  await pollUntil(() => {
+    const n = Number(sql(`SELECT count(*) FROM ewp.jobs WHERE api = 'omobility-las' AND status = 'success'
+      AND dedupe_key IN (${ids.map(lit).join(',')})`));
+    return { ok: n === ids.length, detail: `${n} of ${ids.length} stored` };
+  }, 30000, 'every LA job done after the restart', 200);
+  for (const id of ids) {
+    assert.deepEqual(fmt(versions(id)), ['first-version:-:current', 'changes-proposal:7974C159B15BAF222F868493C167125FA324:current'], id);
+    // the answer that found the database down was fetched again, not lost
+    const j = json(`SELECT row_to_json(j) FROM ewp.jobs j WHERE api = 'omobility-las' AND dedupe_key = ${lit(id)}`);
+    assert.ok(j.attempts >= 2, `${id}: ${JSON.stringify(j)}`);
+  }
+});
+
 itest(() => fx, 'the worker killed with kill -9 in the middle of a fetch: after the lease the LA is fetched again and stored once', async () => {
   const id = freshId('kill');
   seedMobility(id);
@@ -556,8 +586,9 @@ itest(() => fx, 'the worker killed with kill -9 in the middle of a fetch: after 
 itest(() => fx, 'the log holds no sanitizer report and no unexpected warning', async () => {
   const log = fs.readFileSync(fx.logPath, 'utf8');
   assert.doesNotMatch(log, /Sanitizer|runtime error:/);
-  // expected: the worker killed on purpose above
+  // expected: the worker killed and the database stopped on purpose above
   const warnings = log.split('\n').filter((l) => /\b(warn|error)\b/i.test(l) &&
-    !/worker \d+ .*(killed|signal 9)|exited on signal 9|restart/i.test(l));
+    !/worker \d+ .*(killed|signal 9)|exited on signal 9|restart/i.test(l) &&
+    !/\bdb: |message log/.test(l));
   assert.deepEqual(warnings, [], `unexpected warnings in ${fx.logPath}`);
 });
