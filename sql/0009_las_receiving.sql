@@ -336,6 +336,7 @@ SELECT v.id AS la_version_id,
        a.mobility_id,
        m.sending_hei_id,
        m.omobility_id,
+       m.is_outgoing,
        v.kind,
        v.proposal_id,
        v.state,
@@ -405,7 +406,7 @@ COMMENT ON VIEW smile.la_components IS
 -- first version), inserted and deleted (changes), and net = listed +
 -- inserted - deleted. A version without components has no row.
 CREATE VIEW smile.la_version_ects AS
-SELECT la_version_id, learning_agreement_id, mobility_id, sending_hei_id, omobility_id,
+SELECT la_version_id, learning_agreement_id, mobility_id, sending_hei_id, omobility_id, is_outgoing,
        kind, proposal_id, state, list,
        count(*) AS components,
        coalesce(sum(ects) FILTER (WHERE status IS NULL), 0) AS ects_listed,
@@ -416,7 +417,7 @@ SELECT la_version_id, learning_agreement_id, mobility_id, sending_hei_id, omobil
          - coalesce(sum(ects) FILTER (WHERE status = 'deleted'), 0) AS ects_net
   FROM smile.la_version_components
  GROUP BY la_version_id, learning_agreement_id, mobility_id, sending_hei_id, omobility_id,
-          kind, proposal_id, state, list;
+          is_outgoing, kind, proposal_id, state, list;
 
 COMMENT ON VIEW smile.la_version_ects IS
     'ECTS totals of each learning agreement version, per component list';
