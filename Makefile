@@ -52,7 +52,7 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/jobs_cnr.c gateway/jobs_refetch.c gateway/api/api_omobilities.c \
 	gateway/api/api_omobilities_update.c gateway/jobs_refetch_omobilities.c gateway/jobs_index.c \
 	gateway/jobs_index_omobilities.c gateway/jobs_resync.c gateway/api/api_omobility_las.c \
-	gateway/api/api_omobility_las_update.c
+	gateway/api/api_omobility_las_update.c gateway/jobs_refetch_las.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
@@ -96,7 +96,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/test
 $(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o \
 	$(BUILD)/gateway/jobs_refetch.o $(BUILD)/gateway/jobs_refetch_omobilities.o \
 	$(BUILD)/gateway/jobs_index.o $(BUILD)/gateway/jobs_index_omobilities.o \
-	$(BUILD)/gateway/jobs_resync.o
+	$(BUILD)/gateway/jobs_resync.o $(BUILD)/gateway/jobs_refetch_las.o
 
 deps:
 	@.ci/install-deps.sh

@@ -12,6 +12,7 @@
 #include "jobs.h"
 #include "jobs_int.h"
 #include "jobs_omobilities.h"
+#include "jobs_refetch_las.h"
 
 static const struct refetch_api {
 	const char *api;
@@ -19,6 +20,7 @@ static const struct refetch_api {
 	void (*cancel)(struct jobs_run *run);
 } refetch_apis[] = {
     {.api = "omobilities", .start = jobs_refetch_omobilities_start, .cancel = omob_call_cancel},
+    {"omobility-las", jobs_refetch_las_start, jobs_refetch_las_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 
