@@ -16,10 +16,20 @@ struct ctl_subcommand {
 };
 
 static const struct ctl_subcommand mobility_subcommands[] = {
+    {"list", ctl_mobility_list,
+     "[--partner HEI] [--status S] [--incoming|--outgoing] [--year YYYY] [--limit N]"},
+    {"show", ctl_mobility_show, "ID|SENDING_HEI:OMOBILITY_ID"},
+    {"approve", ctl_mobility_approve, "ID|SENDING_HEI:OMOBILITY_ID [--by NAME]"},
+    {"reject", ctl_mobility_reject, "ID|SENDING_HEI:OMOBILITY_ID --comment TEXT [--by NAME]"},
     {NULL, NULL, NULL}, /* end */
 };
 
 static const struct ctl_subcommand la_subcommands[] = {
+    {"show", ctl_la_show, "ID|SENDING_HEI:OMOBILITY_ID"},
+    {"approve", ctl_la_approve,
+     "ID --signer-name N --signer-position P --signer-email E [--by NAME]"},
+    {"comment", ctl_la_comment,
+     "ID --comment TEXT --signer-name N --signer-position P --signer-email E [--by NAME]"},
     {NULL, NULL, NULL}, /* end */
 };
 
