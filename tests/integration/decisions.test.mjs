@@ -388,6 +388,32 @@ itest(() => fx, 'nomination approval answered 400 → refused with the developer
   assert.equal(sql(`SELECT status FROM smile.inscription WHERE id = ${m.inscription}`), '1');
 });
 
+itest(() => fx, 'ewpctl jobs retry of a refused decision puts it back on its way; a decision already answered is never sent again', async () => {
+  const m = seed();
+  let n = 0;
+  behaviour.set(m.om, (req, isLa) => {
+    n++;
+    if (n === 1) double.reply(req, { status: 400, body: errorXml('receiving HEI unknown here (fixed since)') });
+    else double.reply(req, { body: okXml(isLa) });
+  });
+  const q = await decide('mobility', 'approve', m.id, '--by', 'alice.staff');
+  await waitDecision(q.decision, 'refused');
+  const r = await ctl('jobs', 'retry', String(q.job));
+  assert.equal(r.status, 0, describeRun(r));
+  const { d } = await waitDecision(q.decision, 'accepted');
+  assert.equal(d.partner_message, null, 'the refusal message is gone with the refusal');
+  assert.equal(updatesFor(m.om).length, 2);
+  assert.equal(sql(`SELECT status FROM smile.inscription WHERE id = ${m.inscription}`), '2');
+  // its job run again (an outcome lost after the answer was recorded): not sent a third time
+  sql(`UPDATE ewp.jobs SET status = 'pending', finished_at = NULL, next_attempt_at = now() WHERE id = ${q.job}`);
+  await pollUntil(() => ({ ok: job(q.job).status === 'success' && job(q.job).finished_at !== null, detail: JSON.stringify(job(q.job)) }),
+    10000, 'job finished again');
+  await sleep(500);
+  assert.equal(updatesFor(m.om).length, 2, 'an accepted decision is not sent again');
+  assert.equal(decision(q.decision).state, 'accepted');
+  assert.equal(sql(`SELECT count(*) FROM smile.stepmessage WHERE inscription_id = ${m.inscription}`), '1', 'workflow moved once');
+});
+
 itest(() => fx, 'partner 500 then 200 → retried after a backoff, then accepted (one decision, two logged attempts)', async () => {
   const m = seed();
   let n = 0;
