@@ -15,8 +15,8 @@ import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { buildCatalogue } from './lib/catalogue.mjs';
-import { Ewpd, HEI_ID, describeRun, itest, runEwpctlAsync } from './lib/daemon.mjs';
-import { specPath } from './lib/env.mjs';
+import { Ewpd, HEI_ID, describeRun, itest, makeTempDir, runEwpctlAsync } from './lib/daemon.mjs';
+import { REPO_ROOT, specPath } from './lib/env.mjs';
 import { PartnerDouble } from './lib/partner-double.mjs';
 import { pollUntil } from './lib/poll.mjs';
 import { assertValid, parseXml, xmlEscape } from './lib/xml.mjs';
@@ -40,6 +40,7 @@ const OM_RES_XSD = () => specPath(...REG_SCHEMAS, 'ewp-specs-api-omobilities-v3.
 const OLA_RES_XSD = () => specPath(...REG_SCHEMAS, 'ewp-specs-api-omobility-las-v1.2.0', 'endpoints', 'update-response.xsd');
 
 let fx; // real ewpd, 2 workers, its own PostgreSQL
+let sqlDir; // the migrations, numbered without gaps
 let double;
 const behaviour = new Map(); // omobility_id -> (req) => void
 
@@ -78,8 +79,19 @@ function withUpdateApis(xml, echoUrl, base) {
 // The omobility-id an update request is about.
 const omobilityOf = (req) => (/<(?:\w+:)?omobility-id>([^<]*)</.exec(req.body.toString('utf8')) || [])[1];
 
+// sql/ copied and numbered without gaps (this branch's migration may sit
+// after numbers other branches fill in): the same files, in the same order.
+function gaplessSqlDir(dir) {
+  const src = path.join(REPO_ROOT, 'sql');
+  const files = fs.readdirSync(src).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
+  fs.mkdirSync(dir, { recursive: true });
+  files.forEach((f, i) => fs.copyFileSync(path.join(src, f), path.join(dir, `${String(i + 1).padStart(4, '0')}${f.slice(4)}`)));
+  return dir;
+}
+
 before(async () => {
-  fx = await Ewpd.create('decisions', { pg: true, workers: 2, start: false, conf: { jobs: JOBS_CONF } });
+  sqlDir = gaplessSqlDir(path.join(makeTempDir('decisions-sql'), 'sql'));
+  fx = await Ewpd.create('decisions', { pg: true, workers: 2, start: false, sqlDir, conf: { jobs: JOBS_CONF } });
   double = await PartnerDouble.start({ dir: path.join(fx.dir, 'double'), clientKey: fx.clientKey });
   double.handle((req) => {
     const isLa = req.path.startsWith('/ewp/omobility-las/');
@@ -101,6 +113,7 @@ before(async () => {
 after(async () => {
   await double?.close();
   await fx?.cleanup();
+  if (sqlDir) fs.rmSync(path.dirname(sqlDir), { recursive: true, force: true });
 });
 
 const sql = (q) => fx.pg.psql(q);
