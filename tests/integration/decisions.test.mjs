@@ -19,6 +19,7 @@ import { Ewpd, HEI_ID, describeRun, itest, makeTempDir, runEwpctlAsync } from '.
 import { REPO_ROOT, specPath } from './lib/env.mjs';
 import { PartnerDouble } from './lib/partner-double.mjs';
 import { pollUntil } from './lib/poll.mjs';
+import { makeKey } from './lib/sign.mjs';
 import { assertValid, parseXml, xmlEscape } from './lib/xml.mjs';
 
 const GH = 'https://github.com/erasmus-without-paper';
@@ -250,7 +251,7 @@ itest(() => fx, 'nomination approved → signed omobilities-update-request (offi
   assert.equal(rf.length, 1, JSON.stringify(rf));
   assert.equal(rf[0].api, 'omobilities');
   assert.equal(rf[0].hei_id, P_UPD);
-  assert.equal(rf[0].status, 'pending');
+  assert.ok(Date.parse(rf[0].created_at) >= Date.parse(d.created_at), 'queued by the answer');
   assert.equal(rf[0].payload.omobility_id, m.om);
   assert.equal(rf[0].payload.sending_hei_id, P_UPD);
   // workflow: Inscrit, with a stepmessage by the deciding user
@@ -454,6 +455,34 @@ itest(() => fx, 'partner 500 then 200 → retried after a backoff, then accepted
   assert.match(rows.r[0].e, /HTTP 500: database on fire/);
   assert.equal(rows.r[1].s, 200);
   assert.equal(sql(`SELECT status FROM smile.inscription WHERE id = ${m.inscription}`), '2');
+});
+
+itest(() => fx, 'a 200 whose signature is refused is not trusted, and a partner that never answers times out: both retried, then accepted', async () => {
+  const forged = makeKey(); // not in the catalogue
+  const a = seed();
+  let na = 0;
+  behaviour.set(a.om, (req, isLa) => {
+    na++;
+    double.reply(req, na === 1 ? { body: okXml(isLa), key: forged } : { body: okXml(isLa) });
+  });
+  const b = seed();
+  let nb = 0;
+  behaviour.set(b.om, (req, isLa) => {
+    nb++;
+    if (nb > 1) double.reply(req, { body: okXml(isLa) }); // the first one is never answered
+  });
+  const qa = await decide('mobility', 'approve', a.id, '--by', 'alice.staff');
+  const qb = await decide('mobility', 'approve', b.id, '--by', 'alice.staff');
+  await waitDecision(qa.decision, 'accepted', 20000);
+  await waitDecision(qb.decision, 'accepted', 20000);
+  assert.equal(updatesFor(a.om).length, 2);
+  assert.equal(updatesFor(b.om).length, 2);
+  const errs = (jid) => json(`SELECT json_agg(error ORDER BY id) FROM ewp.message_log WHERE job_id = ${jid}`);
+  await pollUntil(() => ({ ok: (errs(qa.job) || []).length === 2 && (errs(qb.job) || []).length === 2, detail: '' }), 5000, 'attempts logged');
+  assert.match(errs(qa.job)[0], /HTTP 200 \(response signature refused/);
+  assert.match(errs(qb.job)[0], /timeout/i);
+  assert.equal(job(qa.job).attempts, 2);
+  assert.equal(job(qb.job).attempts, 2);
 });
 
 itest(() => fx, 'partner publishing no update API → decision failed with a clear message, nothing sent', async () => {
