@@ -25,7 +25,7 @@
 #define JOBS_DEFAULT_GIVE_UP 86400
 
 static const struct jobs_kind *const jobs_kinds[] = {&jobs_kind_cnr, &jobs_kind_refetch,
-                                                     &jobs_kind_index};
+                                                     &jobs_kind_index, &jobs_kind_update};
 #define NKINDS (sizeof(jobs_kinds) / sizeof(jobs_kinds[0]))
 
 static const char *const validator_heis[] = {

@@ -52,4 +52,17 @@ int ctl_mobility_sync(struct ctl *ctl, int argc, char **argv);
 int ctl_la_create(struct ctl *ctl, int argc, char **argv);
 int ctl_la_propose(struct ctl *ctl, int argc, char **argv);
 
+/* Decisions on partners' nominations and LAs (ctl_decide.c, ctl_mobility_show.c). */
+int ctl_mobility_list(struct ctl *ctl, int argc, char **argv);
+int ctl_mobility_show(struct ctl *ctl, int argc, char **argv);
+int ctl_mobility_approve(struct ctl *ctl, int argc, char **argv);
+int ctl_mobility_reject(struct ctl *ctl, int argc, char **argv);
+int ctl_la_show(struct ctl *ctl, int argc, char **argv);
+int ctl_la_approve(struct ctl *ctl, int argc, char **argv);
+int ctl_la_comment(struct ctl *ctl, int argc, char **argv);
+/* The database of conninfo (NULL: the configuration's); NULL after an error message. */
+PGconn *ctl_mobility_connect(struct ctl *ctl, const char *conninfo);
+/* "ewpctl: <what>: <the server's message, first line>", terminal-safe. */
+void ctl_mobility_db_err(const char *what, PGconn *db, PGresult *res);
+
 #endif

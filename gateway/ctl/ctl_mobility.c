@@ -19,12 +19,22 @@ static const struct ctl_subcommand mobility_subcommands[] = {
     {"nominate", ctl_mobility_nominate, "FILE.xml [--schemas DIR] [--conninfo STR]"},
     {"cancel", ctl_mobility_cancel, "OMOBILITY_ID [--conninfo STR]"},
     {.name = "sync", .run = ctl_mobility_sync, .usage = "[--full] [--conninfo STR] [HEI...]"},
+    {"list", ctl_mobility_list,
+     "[--partner HEI] [--status S] [--incoming|--outgoing] [--year YYYY] [--limit N]"},
+    {"show", ctl_mobility_show, "ID|SENDING_HEI:OMOBILITY_ID"},
+    {"approve", ctl_mobility_approve, "ID|SENDING_HEI:OMOBILITY_ID [--by NAME]"},
+    {"reject", ctl_mobility_reject, "ID|SENDING_HEI:OMOBILITY_ID --comment TEXT [--by NAME]"},
     {NULL, NULL, NULL}, /* end */
 };
 
 static const struct ctl_subcommand la_subcommands[] = {
     {"create", ctl_la_create, "OMOBILITY_ID FILE.xml [--schemas DIR] [--conninfo STR]"},
     {"propose", ctl_la_propose, "OMOBILITY_ID FILE.xml [--schemas DIR] [--conninfo STR]"},
+    {"show", ctl_la_show, "ID|SENDING_HEI:OMOBILITY_ID"},
+    {"approve", ctl_la_approve,
+     "ID --signer-name N --signer-position P --signer-email E [--by NAME]"},
+    {"comment", ctl_la_comment,
+     "ID --comment TEXT --signer-name N --signer-position P --signer-email E [--by NAME]"},
     {NULL, NULL, NULL}, /* end */
 };
 
