@@ -49,11 +49,14 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_db.c gateway/api/api_institutions.c gateway/api/api_ounits.c gateway/api/api_course_replication.c \
 	gateway/api/api_courses.c gateway/api/api_factsheet.c gateway/factsheet.c \
 	gateway/api/api_cnr.c gateway/api/api_omobility_cnr.c gateway/api/api_omobility_la_cnr.c \
-	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c
+	gateway/api/api_imobilities.c gateway/api/api_imobility_cnr.c \
+	gateway/jobs.c gateway/jobs_cnr.c gateway/jobs_refetch.c \
+	gateway/jobs_refetch_imobilities.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c \
-	gateway/ctl/ctl_sync.c gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c
+	gateway/ctl/ctl_sync.c gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c \
+	gateway/ctl/ctl_mobility_dates.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs
 

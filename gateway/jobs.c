@@ -23,7 +23,7 @@
 #define JOBS_ERROR_RETRY_MS  1000 /* after a failed claim */
 #define JOBS_DEFAULT_GIVE_UP 86400
 
-static const struct jobs_kind *const jobs_kinds[] = {&jobs_kind_cnr};
+static const struct jobs_kind *const jobs_kinds[] = {&jobs_kind_cnr, &jobs_kind_refetch};
 #define NKINDS (sizeof(jobs_kinds) / sizeof(jobs_kinds[0]))
 
 static const char *const validator_heis[] = {

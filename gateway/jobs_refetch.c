@@ -17,6 +17,7 @@ static const struct refetch_api {
 	void (*start)(struct jobs_run *run);
 	void (*cancel)(struct jobs_run *run);
 } refetch_apis[] = {
+    {"imobilities", jobs_refetch_imobilities_start, jobs_refetch_imobilities_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 

@@ -19,7 +19,8 @@ const struct api_entry *const api_table[] = {
     &api_course_replication_entry, &api_courses_entry,
     &api_factsheet_entry, /* only when [ewp] factsheet is set */
     &api_omobility_cnr_v1_entry,   &api_omobility_cnr_v2_entry,
-    &api_omobility_la_cnr_entry,   NULL,
+    &api_omobility_la_cnr_entry,   &api_imobilities_entry,
+    &api_imobility_cnr_v2_entry,   NULL,
 };
 
 int

@@ -65,5 +65,7 @@ extern const struct api_entry api_factsheet_entry;
 extern const struct api_entry api_omobility_cnr_v1_entry;
 extern const struct api_entry api_omobility_cnr_v2_entry;
 extern const struct api_entry api_omobility_la_cnr_entry;
+extern const struct api_entry api_imobilities_entry;
+extern const struct api_entry api_imobility_cnr_v2_entry;
 
 #endif

@@ -43,5 +43,6 @@ int ctl_log(struct ctl *ctl, int argc, char **argv);
 int ctl_jobs(struct ctl *ctl, int argc, char **argv);
 int ctl_mobility(struct ctl *ctl, int argc, char **argv);
 int ctl_la(struct ctl *ctl, int argc, char **argv);
+int ctl_mobility_dates(struct ctl *ctl, int argc, char **argv);
 
 #endif
