@@ -138,7 +138,8 @@ export class Ewpd {
   /*
    * opts: { workers, tls (bool), conf: {section: {key: value}} overrides,
    *         start (default true), pg (true: a throwaway PostgreSQL with the
-   *         project migrations applied, as this.pg, in [database] conninfo) }
+   *         project migrations applied, as this.pg, in [database] conninfo),
+   *         sqlDir (migrations from there instead of sql/) }
    */
   static async create(name, opts = {}) {
     requireBinary(EWPD, 'ewpd');
@@ -208,7 +209,7 @@ export class Ewpd {
   // A database for the APIs served from the SMILE core: cluster, then migrations.
   async _preparePg() {
     this.pg = await Postgres.start(this.dir);
-    const r = runEwpctl(['migrate', '--dir', path.join(REPO_ROOT, 'sql'), '--conninfo', this.pg.conninfo]);
+    const r = runEwpctl(['migrate', '--dir', this.opts.sqlDir || path.join(REPO_ROOT, 'sql'), '--conninfo', this.pg.conninfo]);
     if (r.status !== 0) throw new Error(`ewpctl migrate failed:\n${describeRun(r)}`);
     this.conf = mergeConf(this.conf, { database: { conninfo: this.pg.conninfo } });
   }
