@@ -92,6 +92,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/test
 
 # jobs.c and jobs_cnr.c belong to ewpd; test_jobs links them too.
 $(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o $(BUILD)/gateway/jobs_refetch.o
+$(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs_refetch_imobilities.o
 
 deps:
 	@.ci/install-deps.sh
