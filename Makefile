@@ -52,15 +52,15 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/jobs_cnr.c gateway/jobs_refetch.c gateway/api/api_omobilities.c \
 	gateway/api/api_omobilities_update.c gateway/jobs_refetch_omobilities.c gateway/jobs_index.c \
 	gateway/jobs_index_omobilities.c gateway/jobs_resync.c gateway/api/api_omobility_las.c \
-	gateway/api/api_omobility_las_update.c gateway/jobs_refetch_las.c
-EWPD_SRCS += gateway/jobs_update.c
+	gateway/api/api_omobility_las_update.c gateway/jobs_refetch_las.c gateway/jobs_update.c \
+	gateway/api/api_imobilities.c gateway/api/api_imobility_cnr.c gateway/jobs_refetch_imobilities.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
 	gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c gateway/ctl/ctl_sync.c \
 	gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c gateway/ctl/ctl_nominate.c \
-	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c
-EWPCTL_SRCS += gateway/ctl/ctl_decide.c gateway/ctl/ctl_mobility_show.c
+	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c gateway/ctl/ctl_decide.c \
+	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs
 
@@ -98,7 +98,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.c tests/unit/test
 $(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o \
 	$(BUILD)/gateway/jobs_refetch.o $(BUILD)/gateway/jobs_refetch_omobilities.o \
 	$(BUILD)/gateway/jobs_index.o $(BUILD)/gateway/jobs_index_omobilities.o \
-	$(BUILD)/gateway/jobs_resync.o $(BUILD)/gateway/jobs_refetch_las.o $(BUILD)/gateway/jobs_update.o
+	$(BUILD)/gateway/jobs_resync.o $(BUILD)/gateway/jobs_refetch_las.o $(BUILD)/gateway/jobs_update.o \
+	$(BUILD)/gateway/jobs_refetch_imobilities.o
 
 deps:
 	@.ci/install-deps.sh

@@ -12,4 +12,8 @@ struct httpc;
 /* The worker's outbound HTTP client, owned by the runner. */
 struct httpc *jobs_run_httpc(const struct jobs_run *run);
 
+/* 'refetch' handlers (jobs_refetch.c's table), one file each. */
+void jobs_refetch_imobilities_start(struct jobs_run *run);
+void jobs_refetch_imobilities_cancel(struct jobs_run *run);
+
 #endif

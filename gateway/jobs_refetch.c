@@ -21,6 +21,7 @@ static const struct refetch_api {
 } refetch_apis[] = {
     {.api = "omobilities", .start = jobs_refetch_omobilities_start, .cancel = omob_call_cancel},
     {"omobility-las", jobs_refetch_las_start, jobs_refetch_las_cancel},
+    {"imobilities", jobs_refetch_imobilities_start, jobs_refetch_imobilities_cancel},
     {NULL, NULL, NULL}, /* end */
 };
 

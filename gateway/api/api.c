@@ -14,16 +14,26 @@
 #include "req.h"
 
 const struct api_entry *const api_table[] = {
-    &api_discovery_entry,          &api_echo_entry,
-    &api_institutions_entry,       &api_ounits_entry,
-    &api_course_replication_entry, &api_courses_entry,
+    &api_discovery_entry,
+    &api_echo_entry,
+    &api_institutions_entry,
+    &api_ounits_entry,
+    &api_course_replication_entry,
+    &api_courses_entry,
     &api_factsheet_entry, /* only when [ewp] factsheet is set */
-    &api_omobility_cnr_v1_entry,   &api_omobility_cnr_v2_entry,
-    &api_omobility_la_cnr_entry, /* OMobilities v3: get, index, update */
-    &api_omobilities_get_entry,    &api_omobilities_index_entry,
-    &api_omobilities_update_entry, &api_las_get_entry,
-    &api_las_index_entry,          &api_las_update_entry,
-    &api_las_stats_entry,          NULL,
+    &api_omobility_cnr_v1_entry,
+    &api_omobility_cnr_v2_entry,
+    &api_omobility_la_cnr_entry,
+    &api_omobilities_get_entry,
+    &api_omobilities_index_entry,
+    &api_omobilities_update_entry,
+    &api_las_get_entry,
+    &api_las_index_entry,
+    &api_las_update_entry,
+    &api_las_stats_entry,
+    &api_imobilities_entry,
+    &api_imobility_cnr_v2_entry,
+    NULL,
 };
 
 int

@@ -73,5 +73,7 @@ extern const struct api_entry api_las_get_entry;
 extern const struct api_entry api_las_index_entry;
 extern const struct api_entry api_las_update_entry;
 extern const struct api_entry api_las_stats_entry;
+extern const struct api_entry api_imobilities_entry;
+extern const struct api_entry api_imobility_cnr_v2_entry;
 
 #endif

@@ -355,7 +355,7 @@ const struct api_entry api_las_get_entry = {
     .path = "/ewp/omobility-las/get",
     .methods = API_GET | API_POST,
     .signed_only = true,
-    .metric = METRICS_API_OTHER,
+    .metric = METRICS_API_OMOBILITY_LAS,
     .handle = las_get_handle,
     .manifest = las_manifest,
 };
@@ -367,7 +367,7 @@ const struct api_entry api_las_index_entry = {
     .path = "/ewp/omobility-las/index",
     .methods = API_GET | API_POST,
     .signed_only = true,
-    .metric = METRICS_API_OTHER,
+    .metric = METRICS_API_OMOBILITY_LAS,
     .handle = las_index_handle,
     .manifest = las_no_manifest,
 };
@@ -379,7 +379,7 @@ const struct api_entry api_las_stats_entry = {
     .path = "/ewp/omobility-las/stats",
     .methods = API_GET,
     .signed_only = true,
-    .metric = METRICS_API_OTHER,
+    .metric = METRICS_API_OMOBILITY_LAS,
     .handle = las_stats_handle,
     .manifest = las_no_manifest,
 };

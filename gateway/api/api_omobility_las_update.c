@@ -174,7 +174,7 @@ const struct api_entry api_las_update_entry = {
     .methods = API_POST,
     .signed_only = true,
     .xml_body = true,
-    .metric = METRICS_API_OTHER,
+    .metric = METRICS_API_OMOBILITY_LAS,
     .handle = las_update_handle,
     .manifest = las_update_no_manifest,
 };
