@@ -9,6 +9,26 @@
 -- nomination, fetched after a CNR or by the periodic re-sync, and linked
 -- to the incoming registration (smile.inscription) it created.
 
+-- smile.set_modified_at() compared whole rows (NEW IS DISTINCT FROM OLD),
+-- which needs an equality operator for every column type: xml has none, so
+-- any update of a row with an xml column failed. Rows are compared by
+-- their text form instead, which is equal exactly when every column is.
+CREATE OR REPLACE FUNCTION smile.set_modified_at()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.modified_at := now();
+    ELSIF NEW.modified_at IS DISTINCT FROM OLD.modified_at THEN
+        NEW.modified_at := now();
+    ELSIF NEW::text IS DISTINCT FROM OLD::text THEN
+        NEW.modified_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 CREATE TABLE smile.mobility (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     sending_hei_id  smile.hei_id NOT NULL,
