@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { EWPD, EWPCTL, KEEP_TMP, REPO_ROOT, requireBinary } from './env.mjs';
+import { EWPD, EWPCTL, KEEP_TMP, PROJECT_SCHEMAS, REPO_ROOT, requireBinary } from './env.mjs';
 import { buildCatalogue } from './catalogue.mjs';
 import { Connection, freePort, request } from './http.mjs';
 import { Postgres } from './pg.mjs';
@@ -102,6 +102,8 @@ const DEFAULT_CONF = () => ({
     admin_provider: 'SMILE EWP gateway (integration tests)',
     admin_notes: '',
     manifest_path: '/ewp/manifest.xml',
+    // the repository's schemas: the tests run ewpd uninstalled
+    schema_dir: PROJECT_SCHEMAS,
     date_window: '5m',
   },
   keys: { keys_dir: '', client_key: 'client.pem', server_key: 'server.pem', publish_client: '', publish_server: '' },
