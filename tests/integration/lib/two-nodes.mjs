@@ -7,19 +7,22 @@
 //   const t = await TwoNodes.create('flow', { receiving: {...}, sending: {...} });
 //   t.receiving / t.sending   Ewpd fixtures (t.receiving.pg, .confPath ...)
 //   t.ctl(node, args)         ewpctl -c <node's conf> args (spawnSync result)
+//   t.thirdKey                client key of THIRD_HEI, also in the catalogue
 //   await t.cleanup();
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-import { Ewpd, HEI_ID, describeRun, makeTempDir } from './daemon.mjs';
+import { Ewpd, describeRun, makeTempDir } from './daemon.mjs';
 import { EWPCTL, EWPD, KEEP_TMP } from './env.mjs';
 import { writeCaBundle } from './partner-double.mjs';
+import { makeKey } from './sign.mjs';
 import { xmlEscape } from './xml.mjs';
 
-export const RECEIVING_HEI = HEI_ID; // our SMILE university: incoming students
-export const SENDING_HEI = 'uni-sender.example'; // the partner sending them
-export const THIRD_HEI = 'third.example'; // a third university, same network
+// The demo's two universities (tests/demo/mobility/ names them).
+export const RECEIVING_HEI = 'demo.smile-ewp.example'; // our SMILE university: incoming students
+export const SENDING_HEI = 'uni-musterstadt.example'; // the partner sending them
+export const THIRD_HEI = 'third.example'; // a third university, same network, own client key
 
 const REG_NS = 'https://github.com/erasmus-without-paper/ewp-specs-api-registry/tree/stable-v1';
 const GH = 'https://github.com/erasmus-without-paper';
@@ -92,6 +95,7 @@ export class TwoNodes {
     this.name = name;
     this.dir = makeTempDir(`${name}-pair`);
     this.cataloguePath = path.join(this.dir, 'catalogue.xml');
+    this.thirdKey = makeKey(); // THIRD_HEI's client key: sees nothing of the two others
   }
 
   async _prepare(opts) {
@@ -131,6 +135,7 @@ export class TwoNodes {
       clientKeys: [n.clientKey],
       serverKeys: [n.serverKey],
     }));
+    hosts.push({ heis: [THIRD_HEI], apis: '', clientKeys: [this.thirdKey] });
     const institutions = [
       { id: RECEIVING_HEI, names: [['en', 'SMILE Test University']] },
       { id: SENDING_HEI, names: [['en', 'Sending University']] },
