@@ -228,6 +228,14 @@ $(sec omlc1)
         <omlc1:url>$u/omobility-la-cnr</omlc1:url>
         <omlc1:max-omobility-ids>100</omlc1:max-omobility-ids>
       </omlc1:omobility-la-cnr>
+      <ola1:omobility-las version="1.2.0">
+$(sec ola1)
+        <ola1:get-url>$u/omobility-las/get</ola1:get-url>
+        <ola1:index-url>$u/omobility-las/index</ola1:index-url>
+        <ola1:update-url>$u/omobility-las/update</ola1:update-url>
+        <ola1:stats-url>$u/omobility-las/stats</ola1:stats-url>
+        <ola1:max-omobility-ids>100</ola1:max-omobility-ids>
+      </ola1:omobility-las>
 $(if [ "$1" = hei ]; then cat <<FS
       <f1:factsheet version="1.2.0">
 $(sec f1)
@@ -262,7 +270,8 @@ cat >"$demo/catalogue.xml" <<XML
     xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd"
     xmlns:omc1="$gh/ewp-specs-api-omobility-cnr/blob/stable-v1/manifest-entry.xsd"
     xmlns:omc2="$gh/ewp-specs-api-omobility-cnr/blob/stable-v2/manifest-entry.xsd"
-    xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd">
+    xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd"
+    xmlns:ola1="$gh/ewp-specs-api-omobility-las/blob/stable-v1/manifest-entry.xsd">
 $(host hei "$port" "$HEI")
 $(host partner "$pport" "$PARTNER")
   <institutions>
