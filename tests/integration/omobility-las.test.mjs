@@ -557,6 +557,23 @@ itest(() => fx, 'index filters: receiving_hei_id, year, global_id, mobility_type
   assert.deepEqual(await index([['sending_hei_id', HEI_ID], ['modified_since', mark]]), [SCEN]);
 });
 
+itest(() => fx, 'an approval and a comment of one proposal at the same time: one wins (200), the other is 409, one CNR', async () => {
+  const RACE = 'om-race-1';
+  addMobility(RACE, { year: '2020/2021' }); // before the statistics start: not counted
+  ctlOk('create', RACE, headerXml(RACE, { year: '2020/2021' }), /created/);
+  await expectCnr(RACE, async () => ctlOk('propose', RACE, proposalNoId('Race conditions'), /proposed/));
+  const pid = (await getOne(RACE)).element(LA_NS, 'changes-proposal').attr('id');
+  const results = await expectCnr(RACE, () => Promise.all([
+    fx.send(signedBy(laKey, { method: 'POST', path: '/ewp/omobility-las/update', body: scenarioUpdate(4, RACE, { proposalId: pid }), contentType: 'text/xml' })),
+    fx.send(signedBy(laKey, { method: 'POST', path: '/ewp/omobility-las/update', body: scenarioUpdate(2, RACE, { proposalId: pid }), contentType: 'text/xml' })),
+  ]));
+  assert.deepEqual(results.map((r) => r.status).sort(), [200, 409], results.map((r) => r.body.toString()).join('\n'));
+  const state = sql(`SELECT state FROM smile.la_version WHERE proposal_id = ${q(pid)} AND kind = 'changes-proposal'`);
+  const fv = sql(`SELECT count(*) FROM smile.la_version WHERE proposal_id = ${q(pid)} AND kind = 'first-version'`);
+  assert.equal(fv, results[0].status === 200 ? '1' : '0', 'a first version only when the approval won');
+  assert.equal(state, results[0].status === 200 ? 'approved' : 'commented');
+});
+
 const STUDENT = 'om-student-1';
 const OLD_YEAR = '2024/2025';
 
