@@ -228,6 +228,13 @@ $(sec omlc1)
         <omlc1:url>$u/omobility-la-cnr</omlc1:url>
         <omlc1:max-omobility-ids>100</omlc1:max-omobility-ids>
       </omlc1:omobility-la-cnr>
+      <om3:omobilities version="3.0.0">
+$(sec om3)
+        <om3:get-url>$u/omobilities/v3/get</om3:get-url>
+        <om3:index-url>$u/omobilities/v3/index</om3:index-url>
+        <om3:update-url>$u/omobilities/v3/update</om3:update-url>
+        <om3:max-omobility-ids>100</om3:max-omobility-ids>
+      </om3:omobilities>
 $(if [ "$1" = hei ]; then cat <<FS
       <f1:factsheet version="1.2.0">
 $(sec f1)
@@ -262,7 +269,8 @@ cat >"$demo/catalogue.xml" <<XML
     xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd"
     xmlns:omc1="$gh/ewp-specs-api-omobility-cnr/blob/stable-v1/manifest-entry.xsd"
     xmlns:omc2="$gh/ewp-specs-api-omobility-cnr/blob/stable-v2/manifest-entry.xsd"
-    xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd">
+    xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd"
+    xmlns:om3="$gh/ewp-specs-api-omobilities/blob/stable-v3/manifest-entry.xsd">
 $(host hei "$port" "$HEI")
 $(host partner "$pport" "$PARTNER")
   <institutions>

@@ -11,6 +11,7 @@
 // Every document is checked against the official OMobilities v3 XSDs
 // (../shared/ewp-specs, ewp-registry-service copy) and against ours.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
@@ -344,7 +345,7 @@ itest(() => fx, 'get: several ids with duplicates and unknown ones → known one
   assert.deepEqual(await get(['never-heard-of']), [], 'only unknown ids → empty response');
 });
 
-itest(() => fx, 'permissions: a third HEI and another partner see nothing of R_HEI\'s mobilities (get empty, index without them); R_HEI sees them', async () => {
+itest(() => fx, 'permissions: a third HEI and another partner see nothing of R_HEI\'s mobilities (get empty, index without them); R_HEI and the sending HEI (our own key) see them', async () => {
   const id = freshId('perm');
   nominate(id);
   for (const [who, key] of [['third HEI (d1/d2)', fx.dKey], ['partner.example.org', fx.partnerKey]]) {
@@ -356,6 +357,10 @@ itest(() => fx, 'permissions: a third HEI and another partner see nothing of R_H
   }
   assert.equal((await get([id])).length, 1);
   assert.ok((await index([])).includes(id));
+  // The sending HEI (ourselves: our own client key) SHOULD see it too.
+  const own = { ...fx.clientKey, privateKey: crypto.createPrivateKey(fs.readFileSync(fx.clientKey.pemPath)) };
+  assert.equal((await get([id], { key: own })).length, 1, 'the sending HEI\'s key sees its mobility');
+  assert.ok((await index([], { key: own })).includes(id));
 });
 
 itest(() => fx, 'index: the caller\'s mobilities, filtered by receiving_hei_id, receiving_academic_year_id and modified_since; bad values → 400', async () => {
