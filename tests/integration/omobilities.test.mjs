@@ -638,3 +638,24 @@ itest(() => fx, 'metrics count the three endpoints under api="omobilities"', asy
   assert.ok(metricValue(samples, 'ewpd_requests_total', { api: 'omobilities', status: '200' }) >= 1);
   assert.ok(metricValue(samples, 'ewpd_requests_total', { api: 'omobilities', status: '400' }) >= 1);
 });
+
+itest(() => fx, 'database down → get, index and update answer 503 (the caller retries), nothing half-done; back → served again', async () => {
+  const id = freshId('outage');
+  const { proposal } = nominate(id);
+  fx.pg.halt();
+  try {
+    for (const req of [call('get', [['omobility_id', id]]), call('index', []), updateReq(updateXml('approve', id, proposal))]) {
+      const res = await fx.send(req);
+      assertErrorResponse(res, 503, req, `${req.target} while PostgreSQL is down`);
+    }
+  } finally {
+    fx.pg.resume();
+  }
+  await pollUntil(async () => {
+    const res = await fx.send(call('get', [['omobility_id', id]]));
+    return { ok: res.status === 200, detail: `status ${res.status}` };
+  }, 15000, 'get answered again after PostgreSQL came back');
+  assert.equal(row(id).status, 'pending', 'the update refused during the outage did not happen');
+  await update(updateXml('approve', id, proposal));
+  assert.equal(row(id).status, 'approved');
+});
