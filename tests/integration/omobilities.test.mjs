@@ -11,6 +11,7 @@
 // Every document is checked against the official OMobilities v3 XSDs
 // (../shared/ewp-specs, ewp-registry-service copy) and against ours.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
@@ -344,7 +345,7 @@ itest(() => fx, 'get: several ids with duplicates and unknown ones → known one
   assert.deepEqual(await get(['never-heard-of']), [], 'only unknown ids → empty response');
 });
 
-itest(() => fx, 'permissions: a third HEI and another partner see nothing of R_HEI\'s mobilities (get empty, index without them); R_HEI sees them', async () => {
+itest(() => fx, 'permissions: a third HEI and another partner see nothing of R_HEI\'s mobilities (get empty, index without them); R_HEI and the sending HEI (our own key) see them', async () => {
   const id = freshId('perm');
   nominate(id);
   for (const [who, key] of [['third HEI (d1/d2)', fx.dKey], ['partner.example.org', fx.partnerKey]]) {
@@ -356,6 +357,10 @@ itest(() => fx, 'permissions: a third HEI and another partner see nothing of R_H
   }
   assert.equal((await get([id])).length, 1);
   assert.ok((await index([])).includes(id));
+  // The sending HEI (ourselves: our own client key) SHOULD see it too.
+  const own = { ...fx.clientKey, privateKey: crypto.createPrivateKey(fs.readFileSync(fx.clientKey.pemPath)) };
+  assert.equal((await get([id], { key: own })).length, 1, 'the sending HEI\'s key sees its mobility');
+  assert.ok((await index([], { key: own })).includes(id));
 });
 
 itest(() => fx, 'index: the caller\'s mobilities, filtered by receiving_hei_id, receiving_academic_year_id and modified_since; bad values → 400', async () => {
@@ -632,4 +637,25 @@ itest(() => fx, 'metrics count the three endpoints under api="omobilities"', asy
   const { samples } = await fetchMetrics(fx);
   assert.ok(metricValue(samples, 'ewpd_requests_total', { api: 'omobilities', status: '200' }) >= 1);
   assert.ok(metricValue(samples, 'ewpd_requests_total', { api: 'omobilities', status: '400' }) >= 1);
+});
+
+itest(() => fx, 'database down → get, index and update answer 503 (the caller retries), nothing half-done; back → served again', async () => {
+  const id = freshId('outage');
+  const { proposal } = nominate(id);
+  fx.pg.halt();
+  try {
+    for (const req of [call('get', [['omobility_id', id]]), call('index', []), updateReq(updateXml('approve', id, proposal))]) {
+      const res = await fx.send(req);
+      assertErrorResponse(res, 503, req, `${req.target} while PostgreSQL is down`);
+    }
+  } finally {
+    fx.pg.resume();
+  }
+  await pollUntil(async () => {
+    const res = await fx.send(call('get', [['omobility_id', id]]));
+    return { ok: res.status === 200, detail: `status ${res.status}` };
+  }, 15000, 'get answered again after PostgreSQL came back');
+  assert.equal(row(id).status, 'pending', 'the update refused during the outage did not happen');
+  await update(updateXml('approve', id, proposal));
+  assert.equal(row(id).status, 'approved');
 });
