@@ -326,11 +326,15 @@ refetch_stored_cb(PGresult *res, const char *err, void *arg)
 
 	c->q = NULL;
 	if (err != NULL) {
-		/* EW001 and data or constraint errors: the partner's data, final */
-		enum jobs_outcome o =
-		    db_err_is(err, "EW001") || db_err_is(err, "22") || db_err_is(err, "23")
-		        ? JOBS_REJECTED
-		        : JOBS_RETRY;
+		/*
+		 * EW001, data exceptions (22) and CHECK / NOT NULL violations:
+		 * the partner's data, final. Anything else (a unique violation
+		 * racing another fetch, a lost connection...) is tried again.
+		 */
+		enum jobs_outcome o = db_err_is(err, "EW001") || db_err_is(err, "22") ||
+		                              db_err_is(err, "23514") || db_err_is(err, "23502")
+		                          ? JOBS_REJECTED
+		                          : JOBS_RETRY;
 
 		snprintf(msg, sizeof(msg), "%s: %s",
 		         o == JOBS_REJECTED ? "not stored, the answer was refused" : "not stored",

@@ -252,13 +252,14 @@ BEGIN
     END IF;
 
     IF mob.inscription_id IS NULL THEN
+        -- the home HEI; a minimal row when the core does not know it yet
+        -- (ON CONFLICT: another fetch of the same partner may create it
+        -- at the same time)
+        INSERT INTO smile.etablissement (schac_id, names)
+        VALUES (r.sending_hei, jsonb_build_array(jsonb_build_object(
+                    'name', coalesce(nullif(btrim(partner_name), ''), r.sending_hei))))
+        ON CONFLICT (schac_id) DO NOTHING;
         SELECT id INTO home_id FROM smile.etablissement WHERE schac_id = r.sending_hei;
-        IF home_id IS NULL THEN
-            INSERT INTO smile.etablissement (schac_id, names)
-            VALUES (r.sending_hei, jsonb_build_array(jsonb_build_object(
-                        'name', coalesce(nullif(btrim(partner_name), ''), r.sending_hei))))
-            RETURNING id INTO home_id;
-        END IF;
         SELECT id INTO step FROM smile.step WHERE active ORDER BY position LIMIT 1;
         IF step IS NULL THEN
             RAISE EXCEPTION 'no active workflow step (smile.step): cannot register the incoming student'

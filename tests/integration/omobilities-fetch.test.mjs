@@ -539,6 +539,24 @@ itest(() => fx, 'the document names another sending HEI than the partner: reject
   assert.equal(Number(sql(`SELECT count(*) FROM smile.etablissement WHERE schac_id = 'victim.example.org'`)), 0);
 });
 
+itest(() => fx, 'what the official schema allows but the core cannot hold (empty global-id, academic year 1999/2000, blank names): rejected with the reason, nothing written', async () => {
+  for (const [over, re] of [
+    [{ globalId: '' }, /global-id is empty/],
+    [{ year: '1999/2000' }, /receiving-academic-year-id 1999\/2000 is outside 2000-2100/],
+    [{ given: [[null, '  '], ['en', '']] }, /given-names is blank/],
+  ]) {
+    const id = freshId('refused');
+    mobs.set(id, mobility(id, over));
+    assertBothSchemas(getResponse([mobs.get(id)]), JSON.stringify(over));
+    await cnr([id]);
+    const job = await settled(id);
+    assert.equal(job.status, 'rejected', JSON.stringify(job));
+    assert.match(job.last_error, /not stored, the answer was refused: EW001/);
+    assert.match(job.last_error, re);
+    assertNothingWritten(id, JSON.stringify(over));
+  }
+});
+
 itest(() => fx, 'a partner without OMobilities v3 in the catalogue: final no-API state with a clear error, nothing sent', async () => {
   const id = freshId('noapi');
   const before = double.requests.length;
