@@ -228,6 +228,16 @@ $(sec omlc1)
         <omlc1:url>$u/omobility-la-cnr</omlc1:url>
         <omlc1:max-omobility-ids>100</omlc1:max-omobility-ids>
       </omlc1:omobility-la-cnr>
+      <im2:imobilities version="2.0.0">
+$(sec im2)
+        <im2:get-url>$u/imobilities/v2</im2:get-url>
+        <im2:max-omobility-ids>100</im2:max-omobility-ids>
+      </im2:imobilities>
+      <imc2:imobility-cnr version="2.0.0">
+$(sec imc2)
+        <imc2:url>$u/imobility-cnr/v2</imc2:url>
+        <imc2:max-omobility-ids>100</imc2:max-omobility-ids>
+      </imc2:imobility-cnr>
 $(if [ "$1" = hei ]; then cat <<FS
       <f1:factsheet version="1.2.0">
 $(sec f1)
@@ -262,6 +272,8 @@ cat >"$demo/catalogue.xml" <<XML
     xmlns:f1="$gh/ewp-specs-api-factsheet/blob/stable-v1/manifest-entry.xsd"
     xmlns:omc1="$gh/ewp-specs-api-omobility-cnr/blob/stable-v1/manifest-entry.xsd"
     xmlns:omc2="$gh/ewp-specs-api-omobility-cnr/blob/stable-v2/manifest-entry.xsd"
+    xmlns:im2="$gh/ewp-specs-api-imobilities/blob/stable-v2/manifest-entry.xsd"
+    xmlns:imc2="$gh/ewp-specs-api-imobility-cnr/blob/stable-v2/manifest-entry.xsd"
     xmlns:omlc1="$gh/ewp-specs-api-omobility-la-cnr/blob/stable-v1/manifest-entry.xsd">
 $(host hei "$port" "$HEI")
 $(host partner "$pport" "$PARTNER")

@@ -266,9 +266,10 @@ itest(() => fx, 'receiving side: ewpctl mobility dates → dates stored, IMobili
   assert.match(r.stdout, /arrival 2026-09-01, departure 2027-01-31/);
   assert.match(r.stdout, new RegExp(`IMobility CNR to ${P_IMOB.replace(/\./g, '\\.')} queued \\(job \\d+\\)`));
   assert.deepEqual(dates(id), { arr: '2026-09-01', dep: '2027-01-31' });
-  const audit = sql(`SELECT (details->>'arrival') || ' ' || (details->>'departure') FROM ewp.audit_log
-    WHERE action = 'mobility.dates' AND object_id = '${id}'`);
-  assert.equal(audit, '2026-09-01 2027-01-31', 'audit log row');
+  const audit = sql(`SELECT (details->>'arrival') || ' ' || (details->>'departure') || ' '
+      || coalesce(details->>'previous_arrival', 'none') || ' ' || (details ? 'user')::text
+    FROM ewp.audit_log WHERE action = 'mobility.dates' AND object_id = '${id}'`);
+  assert.equal(audit, '2026-09-01 2027-01-31 none true', 'audit log row: new and previous dates, who');
   const key = `${P_IMOB} ${omob}`;
   const js = jobsOf('imobility-cnr', key);
   assert.equal(js.length, 1, `one CNR job: ${JSON.stringify(js)}`);
@@ -458,8 +459,12 @@ itest(() => fx, 'sending side: bad signature, invalid XML, schema error, partner
     else assert.ok(['pending', 'running'].includes(jobsOf('imobilities', omob)[0].status), `${tag}: retried`);
     assert.deepEqual(dates(id), { arr: null, dep: null }, `${tag}: nothing written`);
     if (validation) {
-      const v = sql(`SELECT validation FROM ewp.message_log WHERE job_id = ${r.j.id} ORDER BY id LIMIT 1`);
-      assert.equal(v, validation, `${tag}: message log verdict`);
+      // the message log is written in batches (every 200 ms): wait for the row
+      const v = await pollUntil(() => {
+        const out = sql(`SELECT validation FROM ewp.message_log WHERE job_id = ${r.j.id} ORDER BY id LIMIT 1`);
+        return { ok: out !== '', value: out, detail: 'no row yet' };
+      }, 5000, `${tag}: the message_log row`);
+      assert.equal(v.value, validation, `${tag}: message log verdict`);
     }
     behaviour.set(omob, (req) => double.reply(req, { status: 400, body: errorXml('stop') })); // end the retries
   }
