@@ -17,7 +17,8 @@ struct ctl_subcommand {
 
 static const struct ctl_subcommand mobility_subcommands[] = {
     {"dates", ctl_mobility_dates,
-     "ID|SENDING_HEI:OMOBILITY_ID [--arrival YYYY-MM-DD|none] [--departure YYYY-MM-DD|none]"},
+     "ID|SENDING_HEI:OMOBILITY_ID [--arrival YYYY-MM-DD|none] [--departure YYYY-MM-DD|none]"
+     " [--conninfo STR]"},
     {NULL, NULL, NULL}, /* end */
 };
 
