@@ -25,7 +25,8 @@ static const struct ctl_subcommand mobility_subcommands[] = {
     {"approve", ctl_mobility_approve, "ID|SENDING_HEI:OMOBILITY_ID [--by NAME]"},
     {"reject", ctl_mobility_reject, "ID|SENDING_HEI:OMOBILITY_ID --comment TEXT [--by NAME]"},
     {"dates", ctl_mobility_dates,
-     "ID|SENDING_HEI:OMOBILITY_ID [--arrival YYYY-MM-DD|none] [--departure YYYY-MM-DD|none]"},
+     "ID|SENDING_HEI:OMOBILITY_ID [--arrival YYYY-MM-DD|none] [--departure YYYY-MM-DD|none]"
+     " [--conninfo STR]"},
     {NULL, NULL, NULL}, /* end */
 };
 

@@ -38,12 +38,17 @@ static const char find_sql[] =
     " FROM smile.mobility WHERE ($1::bigint IS NOT NULL AND id = $1::bigint)"
     " OR ($1::bigint IS NULL AND sending_hei_id = $2 AND omobility_id = $3) FOR UPDATE";
 
-/* $1 id, $2 arrival, $3 departure (NULL: none), $4 details for the audit log. */
+/*
+ * $1 id, $2 arrival, $3 departure, $4 and $5 the previous ones (NULL:
+ * none), $6 the login of who ran the command, for the audit log.
+ */
 static const char update_sql[] =
     "WITH u AS (UPDATE smile.mobility SET actual_arrival_date = $2::date,"
     " actual_departure_date = $3::date WHERE id = $1::bigint RETURNING id),"
     " a AS (INSERT INTO ewp.audit_log (actor, action, object_type, object_id, details)"
-    " SELECT 'ewpctl', 'mobility.dates', 'mobility', id::text, $4::jsonb FROM u)"
+    " SELECT 'ewpctl', 'mobility.dates', 'mobility', id::text,"
+    " jsonb_build_object('arrival', $2::date, 'departure', $3::date,"
+    " 'previous_arrival', $4::date, 'previous_departure', $5::date, 'user', $6::text) FROM u)"
     " SELECT id FROM u";
 
 /* The IMobility CNR the trigger queued (or merged into). */
@@ -127,7 +132,7 @@ ctl_mobility_dates(struct ctl *ctl, int argc, char **argv)
 {
 	const char *target = NULL, *conninfo = NULL, *arrival = NULL, *departure = NULL;
 	const char *p[4] = {NULL};
-	char *hei = NULL, details[512];
+	char *hei = NULL;
 	PGconn *db;
 	PGresult *res = NULL;
 	int rc = 1;
@@ -231,17 +236,11 @@ ctl_mobility_dates(struct ctl *ctl, int argc, char **argv)
 			rc = 0;
 			goto out;
 		}
-		snprintf(details, sizeof(details),
-		         "{\"arrival\": %s%s%s, \"departure\": %s%s%s,"
-		         " \"previous_arrival\": %s%s%s, \"previous_departure\": %s%s%s}",
-		         arr[0] ? "\"" : "", arr[0] ? arr : "null", arr[0] ? "\"" : "",
-		         dep[0] ? "\"" : "", dep[0] ? dep : "null", dep[0] ? "\"" : "",
-		         old_arr[0] ? "\"" : "", old_arr[0] ? old_arr : "null",
-		         old_arr[0] ? "\"" : "", old_dep[0] ? "\"" : "",
-		         old_dep[0] ? old_dep : "null", old_dep[0] ? "\"" : "");
 		res = PQexecParams(
-		    db, update_sql, 4, NULL,
-		    (const char *const[]){id, arr[0] ? arr : NULL, dep[0] ? dep : NULL, details},
+		    db, update_sql, 6, NULL,
+		    (const char *const[]){id, arr[0] ? arr : NULL, dep[0] ? dep : NULL,
+		                          old_arr[0] ? old_arr : NULL, old_dep[0] ? old_dep : NULL,
+		                          getenv("USER") ? getenv("USER") : "unknown"},
 		    NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 			rc = dates_fail(db, "writing the dates");

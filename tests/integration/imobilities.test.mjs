@@ -26,7 +26,7 @@ import { NS, PROJECT_SCHEMAS, REPO_ROOT, projectSchema, specPath } from './lib/e
 import { PartnerDouble } from './lib/partner-double.mjs';
 import { pollUntil } from './lib/poll.mjs';
 import { makeKey } from './lib/sign.mjs';
-import { assertValid, parseXml, xmlEscape } from './lib/xml.mjs';
+import { assertValid, parseXml, xmlEscape, xmllintValidate } from './lib/xml.mjs';
 
 const GH = 'https://github.com/erasmus-without-paper';
 const REG_SCHEMAS = ['ewp-registry-service', 'src', 'main', 'resources', 'schemas'];
@@ -266,9 +266,10 @@ itest(() => fx, 'receiving side: ewpctl mobility dates → dates stored, IMobili
   assert.match(r.stdout, /arrival 2026-09-01, departure 2027-01-31/);
   assert.match(r.stdout, new RegExp(`IMobility CNR to ${P_IMOB.replace(/\./g, '\\.')} queued \\(job \\d+\\)`));
   assert.deepEqual(dates(id), { arr: '2026-09-01', dep: '2027-01-31' });
-  const audit = sql(`SELECT (details->>'arrival') || ' ' || (details->>'departure') FROM ewp.audit_log
-    WHERE action = 'mobility.dates' AND object_id = '${id}'`);
-  assert.equal(audit, '2026-09-01 2027-01-31', 'audit log row');
+  const audit = sql(`SELECT (details->>'arrival') || ' ' || (details->>'departure') || ' '
+      || coalesce(details->>'previous_arrival', 'none') || ' ' || (details ? 'user')::text
+    FROM ewp.audit_log WHERE action = 'mobility.dates' AND object_id = '${id}'`);
+  assert.equal(audit, '2026-09-01 2027-01-31 none true', 'audit log row: new and previous dates, who');
   const key = `${P_IMOB} ${omob}`;
   const js = jobsOf('imobility-cnr', key);
   assert.equal(js.length, 1, `one CNR job: ${JSON.stringify(js)}`);
@@ -458,8 +459,12 @@ itest(() => fx, 'sending side: bad signature, invalid XML, schema error, partner
     else assert.ok(['pending', 'running'].includes(jobsOf('imobilities', omob)[0].status), `${tag}: retried`);
     assert.deepEqual(dates(id), { arr: null, dep: null }, `${tag}: nothing written`);
     if (validation) {
-      const v = sql(`SELECT validation FROM ewp.message_log WHERE job_id = ${r.j.id} ORDER BY id LIMIT 1`);
-      assert.equal(v, validation, `${tag}: message log verdict`);
+      // the message log is written in batches (every 200 ms): wait for the row
+      const v = await pollUntil(() => {
+        const out = sql(`SELECT validation FROM ewp.message_log WHERE job_id = ${r.j.id} ORDER BY id LIMIT 1`);
+        return { ok: out !== '', value: out, detail: 'no row yet' };
+      }, 5000, `${tag}: the message_log row`);
+      assert.equal(v.value, validation, `${tag}: message log verdict`);
     }
     behaviour.set(omob, (req) => double.reply(req, { status: 400, body: errorXml('stop') })); // end the retries
   }
@@ -522,4 +527,54 @@ itest(() => fx, 'sending side: malformed notifications → 4xx, nothing queued',
     ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]], body: Buffer.from(body) };
   assertErrorResponse(await fx.send(anon), 401, anon, 'unsigned');
   assert.equal(Number(sql("SELECT count(*) FROM ewp.jobs WHERE api = 'imobilities'")), before);
+});
+
+itest(() => fx, 'intake schema: every sample the official v2 schema accepts passes ewp-schemas/intake, every one it refuses is refused', async () => {
+  const doc = (inner, root = 'imobilities-get-response', ns = NS_GET) =>
+    Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="${ns}">${inner}</${root}>\n`);
+  const sm = (id, a, d) => `<student-mobility><omobility-id>${id}</omobility-id>${a === undefined ? '' : `<actual-arrival-date>${a}</actual-arrival-date>`}${d === undefined ? '' : `<actual-departure-date>${d}</actual-departure-date>`}</student-mobility>`;
+  const accepted = [
+    doc(''),
+    doc(sm('a')),
+    doc(sm('a', '2026-09-01') + sm('b', undefined, '2027-01-31') + sm('c', '2026-09-01', '2026-08-01')),
+    doc(sm('tz', '2026-09-01Z', '2027-01-31+02:00')),
+    doc(sm('x'.repeat(64), '2024-02-29')),
+    doc(sm('~!#$%&amp;', '9999-12-31')),
+    Buffer.from(`<im:imobilities-get-response xmlns:im="${NS_GET}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="${NS_GET} x.xsd"><im:student-mobility><im:omobility-id>p</im:omobility-id></im:student-mobility></im:imobilities-get-response>`),
+  ];
+  const refused = [
+    doc(sm('a', '2026-02-30')),
+    doc(sm('a', '2025-02-29')),
+    doc(sm('a', 'soon')),
+    doc(sm('a', '2026-09-01T10:00:00')),
+    doc(sm('x'.repeat(65))),
+    doc(sm('a b')),
+    doc(sm('')),
+    doc('<student-mobility><actual-arrival-date>2026-09-01</actual-arrival-date></student-mobility>'),
+    doc(`<student-mobility><omobility-id>a</omobility-id><actual-departure-date>2026-09-01</actual-departure-date><actual-arrival-date>2026-09-01</actual-arrival-date></student-mobility>`),
+    doc(`<student-mobility><omobility-id>a</omobility-id><status>verified</status></student-mobility>`),
+    doc(sm('a'), 'imobilities-get-response', `${GH}/ewp-specs-api-imobilities/blob/stable-v1/endpoints/get-response.xsd`),
+  ];
+  const intake = path.join(PROJECT_SCHEMAS, 'intake', 'imobilities-get-response.xsd');
+  for (const d of accepted) {
+    assertValid(d, officialGet(), 'sample (official)');
+    assertValid(d, intake, 'sample (intake, must accept what the official schema accepts)');
+  }
+  for (const d of refused) {
+    assert.equal(xmllintValidate(d, officialGet()).ok, false, `the official schema refuses: ${d}`);
+    assert.equal(xmllintValidate(d, intake).ok, false, `the intake schema refuses as well: ${d}`);
+  }
+});
+
+itest(() => fx, 'sending side: a notifier whose HEI publishes no IMobilities API → job ends no-cnr-api, nothing called', async () => {
+  const omob = freshId('noapi');
+  const id = seed({ omob, sending: HEI_ID, receiving: PARTNER_HEI, outgoing: true });
+  const req = cnrRequest([['omobility_id', omob]], { key: fx.partnerKey });
+  const res = await fx.send(req);
+  assertStatus(res, 200, req, 'notification from partner.example.org');
+  const j = await waitJob('imobilities', omob, 'no-cnr-api');
+  assert.equal(j.hei_id, PARTNER_HEI);
+  assert.match(j.last_error, /imobilities/);
+  assert.equal(getsFor(omob).length, 0, 'no get sent anywhere');
+  assert.deepEqual(dates(id), { arr: null, dep: null });
 });
