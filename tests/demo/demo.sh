@@ -201,6 +201,9 @@ cache = catalogue.cache.xml
 ca_file = ../ca.pem
 [database]
 conninfo = $8
+[jobs]
+; CNRs, fetches and decisions to the other node: the demo CA
+ca_file = ../ca.pem
 CONF
 }
 conf hei "$port" "$HEI" "Université de démonstration SMILE" fr "SMILE Demo University" \
@@ -379,6 +382,126 @@ SELECT hei_id, to_char(last_success_at, 'HH24:MI:SS') AS last_success,
 FROM ewp.partner_syncs ORDER BY hei_id;
 SQL
 
+# ---- The story of one incoming student (the same as
+# tests/integration/mobility-flow.test.mjs): node 2 nominates Lena Schäfer
+# for node 1, node 1 approves her, her learning agreement goes through the
+# twelve steps of the official OLA scenario, node 1 enters her arrival and
+# departure dates. Each step is a command on one node; the other node
+# learns it by CNR and fetches it, and the demo waits until it has.
+docs=$top/tests/demo/mobility
+ref=$PARTNER:ums-2026-0042
+hctl() { "$ewpctl" -c "$demo/hei/ewpd.conf" "$@"; }
+pctl() { "$ewpctl" -c "$demo/partner/ewpd.conf" "$@"; }
+# step NODE ARGS...: print and run an ewpctl command on NODE (hei|partner)
+step() {
+	n=$1
+	shift
+	line=
+	for a in "$@"; do
+		case $a in *" "*) line="$line '$a'" ;; *) line="$line $a" ;; esac
+	done
+	echo "   \$ $ctl -c $d/$n/ewpd.conf$line" | sed "s|$top/||g"
+	out=$("$ewpctl" -c "$demo/$n/ewpd.conf" "$@") || {
+		printf '%s\n' "$out" >&2
+		echo "demo: ewpctl $* failed on node $n" >&2
+		exit 1
+	}
+	[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/     /'
+}
+# wait_db NODE WHAT SQL: until SQL (a boolean) is true in NODE's database
+wait_db() {
+	case $1 in hei) c=$db_hei ;; *) c=$db_partner ;; esac
+	i=0
+	until [ "$(psql "$c" -XAtq -c "$3" 2>/dev/null)" = t ]; do
+		i=$((i + 1))
+		if [ $i -gt 300 ]; then
+			echo "demo: $2 did not happen within 30 s; see $d/hei/ewpd.log, $d/partner/ewpd.log and" \
+				"$ctl -c $d/hei/ewpd.conf jobs list" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	echo "     -> $2"
+}
+mob="FROM smile.mobility WHERE omobility_id = 'ums-2026-0042'"
+la_cur() { # KIND: the current version of that kind has this proposal id (or exists)
+	echo "EXISTS (SELECT 1 FROM smile.la_version v JOIN smile.learning_agreement l ON l.id = v.learning_agreement_id
+	  JOIN smile.mobility m ON m.id = l.mobility_id WHERE m.omobility_id = 'ums-2026-0042'
+	  AND v.kind = '$1' AND v.state = 'current'${2:+ AND v.proposal_id = '$2'})"
+}
+cur_proposal() { # NODE: id of the current changes proposal
+	case $1 in hei) c=$db_hei ;; *) c=$db_partner ;; esac
+	psql "$c" -XAtq -c "SELECT v.proposal_id FROM smile.la_version v JOIN smile.learning_agreement l
+	  ON l.id = v.learning_agreement_id JOIN smile.mobility m ON m.id = l.mobility_id
+	  WHERE m.omobility_id = 'ums-2026-0042' AND v.kind = 'changes-proposal' AND v.state = 'current'"
+}
+# signer approve|comment ARGS...: node 1's decision on the LA, signed by Claire Martin
+signer() {
+	sub=$1
+	shift
+	step hei la "$sub" "$ref" "$@" --signer-name 'Claire Martin' \
+		--signer-position 'Coordinatrice Erasmus' --signer-email "relations-internationales@$HEI"
+}
+
+echo
+echo "== An incoming student: node 2 nominates Lena Schäfer for node 1"
+step partner mobility nominate "$docs/nomination.xml"
+wait_db hei "node 1 received the nomination (CNR, then a signed get) and registered her" \
+	"SELECT inscription_id IS NOT NULL $mob"
+step hei mobility list --incoming
+echo
+echo "== Node 1 approves the nomination; node 2 sees it approved"
+step hei mobility approve "$ref" --by claire.martin
+wait_db partner "node 2: nomination approved" "SELECT status = 'approved' $mob"
+wait_db hei "node 1: approved copy, registration status Inscrit" \
+	"SELECT m.status = 'approved' AND i.status = 2 FROM smile.mobility m JOIN smile.inscription i ON i.id = m.inscription_id WHERE m.omobility_id = 'ums-2026-0042'"
+
+echo
+echo "== Her learning agreement, the twelve steps of the official OLA scenario"
+echo "   1. node 2: the student and her home university propose the first version"
+step partner la create ums-2026-0042 "$docs/la-header.xml"
+step partner la propose ums-2026-0042 "$docs/proposal-1.xml"
+wait_db hei "node 1 holds the proposal" "SELECT $(la_cur changes-proposal "$(cur_proposal partner)")"
+echo "   2. node 1 comments: a course is not open to exchange students"
+signer comment --comment "Apprentissage automatique is closed to exchange students in the first semester: please choose Statistique inférentielle."
+wait_db partner "node 2 sees the comment" \
+	"SELECT EXISTS (SELECT 1 FROM smile.la_version WHERE state = 'commented')"
+echo "   3. node 2 proposes again"
+step partner la propose ums-2026-0042 "$docs/proposal-3.xml"
+wait_db hei "node 1 holds the new proposal" "SELECT $(la_cur changes-proposal "$(cur_proposal partner)")"
+echo "   4-5. node 1 approves: it becomes the signed first version on both nodes"
+signer approve --by claire.martin
+wait_db partner "node 2: first version" "SELECT $(la_cur first-version)"
+wait_db hei "node 1: first version" "SELECT $(la_cur first-version)"
+echo "   6-7. during the mobility, a timetable conflict: node 2 proposes changes, node 1 approves"
+step partner la propose ums-2026-0042 "$docs/proposal-6.xml"
+wait_db hei "node 1 holds the changes" "SELECT $(la_cur changes-proposal "$(cur_proposal partner)")"
+signer approve
+wait_db hei "approved changes on node 1" "SELECT $(la_cur approved-changes) AND NOT $(la_cur changes-proposal)"
+echo "   8-9. a second change; node 1 comments it"
+step partner la propose ums-2026-0042 "$docs/proposal-8.xml"
+p8=$(cur_proposal partner)
+wait_db hei "node 1 holds the changes" "SELECT $(la_cur changes-proposal "$p8")"
+signer comment --comment "A 9-ECTS project should be recognised for 9 ECTS."
+wait_db partner "node 2 sees the comment" \
+	"SELECT EXISTS (SELECT 1 FROM smile.la_version WHERE proposal_id = '$p8' AND state = 'commented')"
+echo "   10-12. node 2 proposes again, node 1 approves: the final approved changes"
+step partner la propose ums-2026-0042 "$docs/proposal-10.xml"
+p10=$(cur_proposal partner)
+wait_db hei "node 1 holds the changes" "SELECT $(la_cur changes-proposal "$p10")"
+signer approve
+wait_db partner "node 2: approved changes in place" "SELECT $(la_cur approved-changes) AND NOT $(la_cur changes-proposal)"
+wait_db hei "node 1: the same" "SELECT $(la_cur approved-changes) AND NOT $(la_cur changes-proposal)"
+
+echo
+echo "== She arrived: node 1 enters the dates, node 2 receives them (IMobility CNR)"
+step hei mobility dates "$ref" --arrival 2026-09-07 --departure 2027-01-29
+wait_db partner "node 2 has the actual dates" \
+	"SELECT actual_arrival_date = '2026-09-07' AND actual_departure_date = '2027-01-29' $mob"
+echo
+echo "== Node 1's view of her file:"
+step hei la show "$ref"
+
 hpid=$(cat "$demo/hei/ewpd.pid")
 ppid=$(cat "$demo/partner/ewpd.pid")
 cat <<TXT
@@ -413,6 +536,13 @@ the catalogue is $d/catalogue.xml, the CA of both certificates $d/ca.pem.
     $ctl -c $d/hei/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas
     $ctl -c $d/partner/ewpd.conf sync institutions --cacert $d/ca.pem --schemas ewp-schemas
     $ctl -c $d/hei/ewpd.conf sync status
+
+  Lena Schäfer's mobility, seen from node 1 and from node 2:
+    $ctl -c $d/hei/ewpd.conf mobility show $PARTNER:ums-2026-0042
+    $ctl -c $d/hei/ewpd.conf la show $PARTNER:ums-2026-0042
+    $ctl -c $d/partner/ewpd.conf mobility list --outgoing
+  A second nomination (edit the omobility-id and the student first):
+    $ctl -c $d/partner/ewpd.conf mobility nominate tests/demo/mobility/nomination.xml
 
   The message log: every exchange of both nodes, in and out:
     $ctl -c $d/hei/ewpd.conf log --limit 10

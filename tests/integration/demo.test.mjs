@@ -244,6 +244,27 @@ test('node 1\'s database holds node 2\'s institution, names, units with their pa
   assert.equal(psql('ewpd_partner', `SELECT string_agg(schac_id, ',') FROM smile.etablissement`), PARTNER);
 });
 
+test('the demo plays one student\'s story: nomination approved, twelve OLA steps, arrival dates, the same on both nodes', () => {
+  const mob = "FROM smile.mobility WHERE omobility_id = 'ums-2026-0042'";
+  assert.equal(psql('ewpd_hei', `SELECT concat_ws('|', is_outgoing, status, actual_arrival_date, actual_departure_date) ${mob}`),
+    'f|approved|2026-09-07|2027-01-29');
+  assert.equal(psql('ewpd_partner', `SELECT concat_ws('|', is_outgoing, status, actual_arrival_date, actual_departure_date) ${mob}`),
+    't|approved|2026-09-07|2027-01-29');
+  const versions = `SELECT string_agg(v.kind || ':' || v.state, ',' ORDER BY v.id) FROM smile.la_version v
+    JOIN smile.learning_agreement l ON l.id = v.learning_agreement_id JOIN smile.mobility m ON m.id = l.mobility_id
+    WHERE m.omobility_id = 'ums-2026-0042' AND v.state = 'current'`;
+  assert.equal(psql('ewpd_hei', versions), 'first-version:current,approved-changes:current');
+  assert.equal(psql('ewpd_partner', versions), 'first-version:current,approved-changes:current');
+  assert.equal(psql('ewpd_hei', `SELECT string_agg(kind || ':' || state, ',' ORDER BY id) FROM ewp.decisions`),
+    'nomination-approve:accepted,la-comment:accepted,la-approve:accepted,la-approve:accepted,la-comment:accepted,la-approve:accepted');
+  for (const db of ['ewpd_hei', 'ewpd_partner']) {
+    // the last notifications may still be on their way; none failed
+    assert.equal(psql(db, "SELECT count(*) FROM ewp.jobs WHERE status NOT IN ('success', 'pending', 'running')"), '0',
+      `no job of ${db} failed: ${psql(db, "SELECT string_agg(concat_ws(' ', id, kind, api, status, last_error), '; ') FROM ewp.jobs WHERE status <> 'success'")}`);
+  }
+  assert.match(first.stdout, /history \(8 versions\)/, show(first));
+});
+
 test('a second run stops the first (every process) and starts afresh', async () => {
   assert.equal(first.status, 0, 'the demo did not start');
   const before1 = demoProcesses();
