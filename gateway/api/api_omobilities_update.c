@@ -52,7 +52,11 @@
 static const char upd_sql[] =
     "SELECT code, current_proposal FROM smile.omobility_decide($1::text[], $2, $3, $4, $5)";
 
-/* Compiled on first use in each worker; kept for the process's life. */
+/*
+ * Compiled on first use in each worker and kept; compiled again when a
+ * reload changes [ewp] schema_dir, and tried again on the next request
+ * while it cannot be loaded (each such request: 500, logged).
+ */
 static struct xsd *upd_xsd;
 static char *upd_xsd_dir;
 
