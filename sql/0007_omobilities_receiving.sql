@@ -87,6 +87,7 @@ COMMENT ON FUNCTION ewp.omobility_pick_name(xml, text) IS
 --   doc           the omobilities-get-response, already validated
 --   partner_name  the catalogue's name of the partner, for a minimal
 --                 etablissement row when the core does not know it yet
+--                 (another sending HEI of the notifier gets its id as name)
 -- Returns what happened:
 --   created    new mobility and registration
 --   updated    known mobility, some field changed
@@ -257,7 +258,8 @@ BEGIN
         -- at the same time)
         INSERT INTO smile.etablissement (schac_id, names)
         VALUES (r.sending_hei, jsonb_build_array(jsonb_build_object(
-                    'name', coalesce(nullif(btrim(partner_name), ''), r.sending_hei))))
+                    'name', coalesce(CASE WHEN r.sending_hei = partner THEN nullif(btrim(partner_name), '') END,
+                                     r.sending_hei))))
         ON CONFLICT (schac_id) DO NOTHING;
         SELECT id INTO home_id FROM smile.etablissement WHERE schac_id = r.sending_hei;
         SELECT id INTO step FROM smile.step WHERE active ORDER BY position LIMIT 1;
