@@ -4,6 +4,8 @@
  * client key; the response's signature is checked against the catalogue
  * (the key must be a server key of the host that serves that URL).
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,8 @@
 
 struct call_args {
 	const char *method;
-	const char *data;
+	const char *data; /* the body: the -d argument, or the file it names */
+	char *data_file;  /* -d @FILE read into memory (owned) */
 	const char *cacert;
 	const char *url;
 	const char *extra[16];
@@ -36,12 +39,76 @@ struct call_response {
 	size_t nheaders;
 };
 
+static void
+call_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: ewpctl call [-X METHOD] [-d DATA | -d @FILE] [-H 'Name: value']... "
+	        "[--cacert FILE]"
+	        " URL\n"
+	        "Sends one request signed with our client key and prints the status, the body\n"
+	        "and whether the response signature verified against the catalogue.\n"
+	        "  -d DATA    a form body (POST): 'hei_id=x&omobility_id=y'\n"
+	        "  -d @FILE   the body read from FILE; an XML document (an update request)\n"
+	        "             is sent as text/xml unless -H gives another Content-Type\n");
+}
+
+/* Reads -d @FILE: at most EWP_MAX_RESPONSE_BYTES. */
+static char *
+call_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	struct buf b;
+	char chunk[8192];
+	size_t n;
+
+	if (f == NULL) {
+		ctl_err("call: cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf_init(&b, EWP_MAX_RESPONSE_BYTES);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (buf_add(&b, chunk, n) == -1) {
+			ctl_err("call: %s is larger than %d bytes", path, EWP_MAX_RESPONSE_BYTES);
+			fclose(f);
+			buf_free(&b);
+			return NULL;
+		}
+	if (ferror(f) || memchr(b.data ? b.data : "", '\0', b.len) != NULL) {
+		ctl_err("call: %s: %s", path,
+		        ferror(f) ? strerror(errno) : "binary data (a NUL byte)");
+		fclose(f);
+		buf_free(&b);
+		return NULL;
+	}
+	fclose(f);
+	if (buf_add(&b, "", 1) == -1) {
+		buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static bool
+call_has_header(const struct call_args *a, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < a->nextra; i++)
+		if (strncasecmp(a->extra[i], name, len) == 0 && a->extra[i][len] == ':')
+			return true;
+	return false;
+}
+
 static int
 call_parse_args(int argc, char **argv, struct call_args *a)
 {
 	memset(a, 0, sizeof(*a));
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-X") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			call_usage(stdout);
+			return 1;
+		} else if (strcmp(argv[i], "-X") == 0 && i + 1 < argc)
 			a->method = argv[++i];
 		else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
 			a->data = argv[++i];
@@ -58,7 +125,13 @@ call_parse_args(int argc, char **argv, struct call_args *a)
 	}
 	if (a->url == NULL) {
 		ctl_err("call needs a URL");
+		call_usage(stderr);
 		return -1;
+	}
+	if (a->data && a->data[0] == '@') {
+		if ((a->data_file = call_read_file(a->data + 1)) == NULL)
+			return -1;
+		a->data = a->data_file;
 	}
 	if (a->method == NULL)
 		a->method = a->data ? "POST" : "GET";
@@ -213,18 +286,25 @@ ctl_call(struct ctl *ctl, int argc, char **argv)
 	CURL *c;
 	int rc = 1;
 
-	if (call_parse_args(argc, argv, &a) == -1)
+	switch (call_parse_args(argc, argv, &a)) {
+	case -1:
+		free(a.data_file);
 		return 2;
+	case 1:
+		return 0;
+	}
 	path = conf_key_path(ctl_conf(ctl), ctl_conf(ctl)->client_key);
 	key = keys_priv_load(path, false, err, sizeof(err));
 	free(path);
 	if (key == NULL) {
 		ctl_err("%s", err);
+		free(a.data_file);
 		return 1;
 	}
 	if (call_split_url(a.url, &host, &target) == -1) {
 		ctl_err("call: \"%s\" is not a URL", a.url);
 		keys_priv_free(key);
+		free(a.data_file);
 		return 2;
 	}
 	body = a.data ? a.data : "";
@@ -238,8 +318,10 @@ ctl_call(struct ctl *ctl, int argc, char **argv)
 		hl = curl_slist_append(hl, line);
 		free(line);
 	}
-	if (a.data)
-		hl = curl_slist_append(hl, "Content-Type: application/x-www-form-urlencoded");
+	if (a.data && !call_has_header(&a, "Content-Type"))
+		hl = curl_slist_append(hl, a.data[strspn(a.data, " \t\r\n")] == '<'
+		                               ? "Content-Type: text/xml; charset=utf-8"
+		                               : "Content-Type: application/x-www-form-urlencoded");
 	for (size_t i = 0; i < a.nextra; i++)
 		hl = curl_slist_append(hl, a.extra[i]);
 	buf_init(&r.body, EWP_MAX_RESPONSE_BYTES);
@@ -279,5 +361,6 @@ out:
 	keys_priv_free(key);
 	free(host);
 	free(target);
+	free(a.data_file);
 	return rc;
 }

@@ -241,6 +241,27 @@ itest(fx, 'a third HEI\'s signed requests see nothing of the two others\' mobili
   }
 });
 
+itest(fx, 'ewpctl call posts an update request read from a file: a stale proposal id gets 409, printed with the verified signature', async () => {
+  const V3 = 'https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/endpoints/update-request.xsd';
+  const f = path.join(t.dir, 'stale-update.xml');
+  fs.writeFileSync(f, `<?xml version="1.0" encoding="UTF-8"?>
+<omobilities-update-request xmlns="${V3}">
+  <approve-proposal-v1>
+    <omobility-id>${OMOB}</omobility-id>
+    <proposal-id>no-longer-the-current-one</proposal-id>
+  </approve-proposal-v1>
+</omobilities-update-request>
+`);
+  const r = t.ctl(R, ['call', '--cacert', path.join(t.dir, 'ca.pem'), '-d', `@${f}`, `${S.publicUrl}/ewp/omobilities/v3/update`]);
+  assert.match(r.stdout, /HTTP 409/, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /<error-response/);
+  assert.match(r.stdout, /response signature: verified/);
+  assert.equal(mobility(S).status, 'approved', 'nothing changed on the sending node');
+  const missing = t.ctl(R, ['call', '-d', '@/nonexistent/update.xml', `${S.publicUrl}/ewp/omobilities/v3/update`]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /cannot read \/nonexistent\/update.xml/);
+});
+
 itest(fx, 'every get response exchanged validates against the official schema', async (ctx) => {
   if (!fs.existsSync(REG)) {
     ctx.diagnostic(`official schemas absent (${REG}): only our own schemas were checked by the nodes`);
