@@ -109,7 +109,7 @@ struct jobs_kind {
 /* Kinds implemented (jobs_cnr.c, jobs_refetch.c). */
 extern const struct jobs_kind jobs_kind_cnr;
 extern const struct jobs_kind jobs_kind_refetch;
-extern const struct jobs_kind jobs_kind_index; /* jobs_index.c */
+extern const struct jobs_kind jobs_kind_index;  /* jobs_index.c */
 extern const struct jobs_kind jobs_kind_update; /* jobs_update.c */
 
 /* The runner of a worker; NULL when the worker has no database. */
