@@ -142,7 +142,8 @@ static const char exchanges_sql[] =
 /* XPath step matching an element by local name (partners pick the prefixes). */
 #define LN(n) "*[local-name()=\"" n "\"]"
 
-/* LA: the header, from the la element kept without its versions. */
+/* LA: the header, from the la element kept without its versions (one XPath a line). */
+/* clang-format off */
 static const char la_sql[] =
     "SELECT la.id, m.id, m.sending_hei_id, m.omobility_id, m.receiving_hei_id,"
     " coalesce(h.student, ''), coalesce(h.year, ''), coalesce(h.start, ''), coalesce(h.stop, ''),"
@@ -154,21 +155,20 @@ static const char la_sql[] =
     " FROM smile.learning_agreement la JOIN smile.mobility m ON m.id = la.mobility_id,"
     " XMLTABLE('/*' PASSING la.header COLUMNS"
     "  student text PATH 'normalize-space(concat(" LN("student") "/" LN("given-names") ", \" \","
-                                                                                       "   " LN("st"
-                                                                                                "ud"
-                                                                                                "en"
-                                                                                                "t") "/" LN("family-name") "))',"
-                                                                                                                           "  year text PATH '" LN("receiving-academic-year-id") "',"
-                                                                                                                                                                                 "  start text PATH 'concat(" LN("start-date") ", " LN("start-year-month") ")',"
-                                                                                                                                                                                                                                                           "  stop text PATH 'concat(" LN("end-date") ", " LN("end-year-month") ")',"
-                                                                                                                                                                                                                                                                                                                                "  eqf text PATH '" LN(
-                                                                                                                                                                                                                                                                                                                                    "eqf-level-studied-at-departure") "',"
-                                                                                                                                                                                                                                                                                                                                                                      "  isced text PATH '" LN("isced-f-code") "',"
-                                                                                                                                                                                                                                                                                                                                                                                                               "  scontact text PATH 'normalize-space(concat(" LN("sending-hei") "/" LN("contact-person") "/" LN("given-names") ", \" \", " LN(
-                                                                                                                                                                                                                                                                                                                                                                                                                   "sending-hei") "/" LN("contact-person") "/" LN("family-name") "))',"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                 "  rcontact text PATH 'normalize-space(concat(" LN("receiving-hei") "/" LN("contact-person") "/" LN("given-names") ", \" \", " LN("receiving-hei") "/" LN(
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                     "contact-person") "/" LN("family-name") "))') h"
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                             " WHERE la.mobility_id = ewp.decision_mobility_ref($1)";
+    "   " LN("student") "/" LN("family-name") "))',"
+    "  year text PATH '" LN("receiving-academic-year-id") "',"
+    "  start text PATH 'concat(" LN("start-date") ", " LN("start-year-month") ")',"
+    "  stop text PATH 'concat(" LN("end-date") ", " LN("end-year-month") ")',"
+    "  eqf text PATH '" LN("eqf-level-studied-at-departure") "',"
+    "  isced text PATH '" LN("isced-f-code") "',"
+    "  scontact text PATH 'normalize-space(concat("
+    LN("sending-hei") "/" LN("contact-person") "/" LN("given-names") ", \" \", "
+    LN("sending-hei") "/" LN("contact-person") "/" LN("family-name") "))',"
+    "  rcontact text PATH 'normalize-space(concat("
+    LN("receiving-hei") "/" LN("contact-person") "/" LN("given-names") ", \" \", "
+    LN("receiving-hei") "/" LN("contact-person") "/" LN("family-name") "))') h"
+    " WHERE la.mobility_id = ewp.decision_mobility_ref($1)";
+/* clang-format on */
 
 static const char *const la_labels[] = {
     "learning agreement",
