@@ -29,20 +29,6 @@ static const char queue_sql[] =
 
 static const char ref_sql[] = "SELECT ewp.decision_mobility_ref($1)";
 
-/*
- * Whether s can be the text of an XML 1.0 element: no control character
- * but tab, line feed and carriage return (the partner would refuse the
- * whole update request as not well-formed, and the decision with it).
- */
-static bool
-decide_xml_text(const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
-			return false;
-	return true;
-}
-
 struct decide_args {
 	const char *id, *by, *comment, *signer_name, *signer_position, *signer_email, *conninfo;
 };
@@ -127,13 +113,6 @@ decide_parse(const char *command, const char *sub, int argc, char **argv, struct
 			if (dst != &a->conninfo && strlen(*dst) > DECIDE_MAX_TEXT) {
 				ctl_err("%s %s: %s is longer than %d bytes", command, sub, o,
 				        DECIDE_MAX_TEXT);
-				return 2;
-			}
-			if (dst != &a->conninfo && !decide_xml_text(*dst)) {
-				ctl_err(
-				    "%s %s: %s holds a control character, which an XML document "
-				    "cannot carry to the partner (only tabs and line breaks)",
-				    command, sub, o);
 				return 2;
 			}
 		} else if (o[0] == '-' && o[1] != '\0') {
