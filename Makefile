@@ -128,9 +128,10 @@ demo-stop:
 # Fuzzing (clang libFuzzer): every target runs FUZZ_SECS seconds from the
 # seeds in tests/fuzz/seeds/<target>; findings are left in build-fuzz/.
 FUZZ_SECS    ?= 20
-FUZZ_TARGETS := form httpsig xml csv json sync
+FUZZ_TARGETS := form httpsig xml csv json sync update
 FUZZ_EXTRA_xml := $(wildcard ../shared/ewp-specs/ewp-specs-api-registry ../shared/ewp-specs/ewp-specs-api-discovery)
 FUZZ_EXTRA_sync := $(wildcard ../shared/ewp-specs/ewp-specs-api-institutions ../shared/ewp-specs/ewp-specs-api-ounits)
+FUZZ_EXTRA_update := $(wildcard ../shared/ewp-specs/ewp-specs-api-omobility-las/examples/update-request-examples)
 FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -Igateway \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	$(shell pkg-config --cflags libxml-2.0 openssl libpq 2>/dev/null)
@@ -150,6 +151,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 		mkdir -p build-fuzz/corpus-$$t; extra=""; \
 		[ $$t = xml ] && extra="$(FUZZ_EXTRA_xml)"; \
 		[ $$t = sync ] && extra="$(FUZZ_EXTRA_sync)"; \
+		[ $$t = update ] && extra="$(FUZZ_EXTRA_update)"; \
 		echo "fuzzing $$t for $(FUZZ_SECS)s"; \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECS) -max_len=65536 -timeout=10 \
 			-print_final_stats=0 build-fuzz/corpus-$$t tests/fuzz/seeds/$$t $$extra \

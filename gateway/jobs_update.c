@@ -91,15 +91,15 @@ update_free(struct update_call *c)
 	free(c);
 }
 
-/* Ends the job; c is freed. */
+/* Ends the job; c is freed (after jobs_done copied err, which may be c->err). */
 static void
 update_finish(struct update_call *c, enum jobs_outcome o, int http_status, const char *err)
 {
 	struct jobs_run *run = c->run;
 
 	jobs_run_set_data(run, NULL);
-	update_free(c);
 	jobs_done(run, o, http_status, err && err[0] ? err : NULL);
+	update_free(c);
 }
 
 /*

@@ -169,8 +169,8 @@ omob_leap(int y)
  * Whether s is an xs:dateTime with a time part, as modified_since must be:
  * YYYY-MM-DDThh:mm:ss[.f+][Z|(+|-)hh:mm], fields in range.
  */
-static bool
-omob_datetime_ok(const char *s)
+bool
+api_omobilities_datetime_ok(const char *s)
 {
 	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, sec, th, tm;
@@ -255,7 +255,7 @@ index_handle(struct req *rq)
 		req_error(rq, 400, "modified_since may be given at most once (got %zu)", nms);
 		return;
 	}
-	if (nms == 1 && !omob_datetime_ok(ms)) {
+	if (nms == 1 && !api_omobilities_datetime_ok(ms)) {
 		req_error(rq, 400,
 		          "modified_since \"%s\" is not an xs:dateTime with a time, such as "
 		          "2026-02-12T15:19:21+01:00",

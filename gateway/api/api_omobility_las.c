@@ -26,6 +26,7 @@
 
 #include "api.h"
 #include "api_db.h"
+#include "api_omobilities.h"
 #include "api_omobility_las.h"
 #include "json.h"
 #include "req.h"
@@ -192,31 +193,6 @@ las_index_done(struct req *rq, PGresult *res)
 	api_db_send(rq, &b, rc, "omobility-las index");
 }
 
-/* xs:dateTime: YYYY-MM-DDThh:mm:ss, optional fraction, optional Z or +-hh:mm. */
-static bool
-las_is_datetime(const char *s)
-{
-	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-	size_t i = 0;
-
-	for (; shape[i]; i++)
-		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
-			return false;
-	s += i;
-	if (*s == '.') {
-		if (s[1] < '0' || s[1] > '9')
-			return false;
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			;
-	}
-	if (*s == 'Z')
-		return s[1] == '\0';
-	if (*s == '+' || *s == '-')
-		return strlen(s) == 6 && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' &&
-		       s[3] == ':' && s[4] >= '0' && s[4] <= '9' && s[5] >= '0' && s[5] <= '9';
-	return *s == '\0';
-}
-
 /* mobility_type values and the smile.mobility.activity_attributes they select. */
 static const char *
 las_mobility_type(const char *v)
@@ -255,7 +231,7 @@ las_index_handle(struct req *rq)
 		          type);
 		return;
 	}
-	if (since && !las_is_datetime(since)) {
+	if (since && !api_omobilities_datetime_ok(since)) {
 		req_error(rq, 400,
 		          "modified_since \"%s\" is not an xs:dateTime (e.g. "
 		          "2019-04-02T15:19:21+01:00)",

@@ -6,7 +6,9 @@
  * exchanges about the mobility) and `ewpctl la show` (the learning
  * agreement's header, each current version with its components and ECTS
  * totals, and its history). Everything printed comes from the database
- * or from partners: it goes through ctl_safe_result() first.
+ * or from partners: it goes through show_safe() first, which also folds
+ * line breaks and tabs (a partner's name or message must not add lines
+ * that look like ours, e.g. a forged row of the list).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +20,18 @@
 #include "ctl.h"
 
 #define LIST_DEFAULT_LIMIT 100
+
+/* Every value of res terminal-safe and on one line. */
+static void
+show_safe(PGresult *res)
+{
+	for (int r = 0; r < PQntuples(res); r++)
+		for (int c = 0; c < PQnfields(res); c++) {
+			char *v = PQgetvalue(res, r, c);
+
+			ctl_safe_text(v, strlen(v), false);
+		}
+}
 
 static const char list_sql[] =
     "SELECT m.id, CASE WHEN m.is_outgoing THEN 'out' ELSE 'in' END, m.sending_hei_id,"
@@ -125,7 +139,6 @@ static const char exchanges_sql[] =
     " coalesce(status::text, '-'), coalesce(api, '-'), coalesce(job_id::text, '-'), url"
     " FROM ewp.message_log WHERE job_id IN (" MOBILITY_JOBS ") ORDER BY id DESC LIMIT 50";
 
-/* XPath step matching an element by local name (partners pick the prefixes). */
 #define LA_NS                                                                                      \
 	"https://github.com/erasmus-without-paper/ewp-specs-api-omobility-las/blob/stable-v1/"     \
 	"endpoints/get-response.xsd"
@@ -290,7 +303,7 @@ ctl_mobility_list(struct ctl *ctl, int argc, char **argv)
 		PQfinish(db);
 		return 1;
 	}
-	ctl_safe_result(res);
+	show_safe(res);
 	printf("%-7s %-3s %-28s %-24s %-28s %-26s %-9s %-10s %-8s %s\n", "ID", "DIR", "SENDING HEI",
 	       "OMOBILITY ID", "RECEIVING HEI", "STUDENT", "YEAR", "STATUS", "LA", "LAST DECISION");
 	for (int r = 0; r < PQntuples(res); r++)
@@ -335,7 +348,7 @@ show_query(PGconn *db, const char *what, const char *sql, const char *param)
 		PQclear(res);
 		return NULL;
 	}
-	ctl_safe_result(res);
+	show_safe(res);
 	return res;
 }
 

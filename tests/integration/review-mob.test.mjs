@@ -1,0 +1,228 @@
+// Regression tests of the review of issue 4's sending-side and incoming
+// APIs (OMobilities v3, OMobility LAs v1.2, IMobilities v2): bad inputs
+// answered with a precise error-response (never a 500, never a partial
+// write), hostile XML refused, permissions per the specs. One real ewpd,
+// one real PostgreSQL, real signatures; the callers are the fixture's
+// partner.example.org key (the receiving HEI of our outgoing mobilities,
+// the sending HEI of our incoming one), our own key (the sending HEI) and
+// the D hosts' key (a third HEI).
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { after, before } from 'node:test';
+
+import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, itest, runEwpctl } from './lib/daemon.mjs';
+import { assertErrorResponse, assertStatus, exchange } from './lib/ewp.mjs';
+import { PROJECT_SCHEMAS, specPath } from './lib/env.mjs';
+import { assertValid, parseXml, xmlEscape } from './lib/xml.mjs';
+
+const GH = 'https://github.com/erasmus-without-paper';
+const OMOB = `${GH}/ewp-specs-api-omobilities/blob/stable-v3/endpoints`;
+const LAS = `${GH}/ewp-specs-api-omobility-las/blob/stable-v1/endpoints`;
+const IMOB = `${GH}/ewp-specs-api-imobilities/blob/stable-v2/endpoints`;
+const OMOB_ID = 'review-omob-1';
+const IN_ID = 'review-in-1';
+
+let fx;
+let ownKey; // our client key (the sending HEI of our outgoing mobilities)
+
+const sql = (s) => fx.pg.psql(s).trim();
+const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+const form = (params) => params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+
+before(async () => {
+  fx = await Ewpd.create('review-mob', { pg: true, start: false, conf: { ewp: { schema_dir: PROJECT_SCHEMAS } } });
+  sql(`INSERT INTO smile.etablissement (schac_id, names, is_local)
+       VALUES (${q(HEI_ID)}, '[{"name":"SMILE Test University"}]', true)`);
+  // our outgoing student, received by PARTNER_HEI
+  sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
+       family_name, global_id, receiving_academic_year_id, proposal_id)
+       VALUES (${q(HEI_ID)}, ${q(OMOB_ID)}, ${q(PARTNER_HEI)}, true, 'Jeanne', 'Dupont',
+       'urn:schac:personalUniqueCode:int:esi:smile.test:r1', '2026/2027', 'x')`);
+  // PARTNER_HEI's student coming to us, with the dates our staff entered
+  sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
+       family_name, global_id, receiving_academic_year_id, proposal_id, actual_arrival_date)
+       VALUES (${q(PARTNER_HEI)}, ${q(IN_ID)}, ${q(HEI_ID)}, false, 'Ola', 'Nordmann',
+       'urn:schac:personalUniqueCode:int:esi:partner.example.org:r2', '2026/2027', 'p1', '2026-09-01')`);
+  ownKey = { ...fx.clientKey, privateKey: crypto.createPrivateKey(fs.readFileSync(fx.clientKey.pemPath)) };
+  await fx.start();
+});
+
+after(async () => {
+  await fx?.cleanup();
+});
+
+async function send(o, key = fx.partnerKey) {
+  const req = fx.signed({ key, ...o });
+  const res = await fx.send(req);
+  return { req, res };
+}
+
+const getForm = (path, params, key) => send({ path: `${path}?${form(params)}` }, key);
+const postXml = (path, body, key, contentType = 'text/xml; charset=utf-8') =>
+  send({ method: 'POST', path, body, contentType }, key);
+
+const proposalId = () => sql(`SELECT proposal_id FROM smile.mobility WHERE omobility_id = ${q(OMOB_ID)}`);
+const status = () => sql(`SELECT status || '|' || coalesce(status_comment, '') FROM smile.mobility WHERE omobility_id = ${q(OMOB_ID)}`);
+
+itest(() => fx, 'OMobility LAs index: modified_since with out-of-range fields → 400, not a database error', async () => {
+  for (const ms of ['2026-13-01T00:00:00Z', '2026-02-30T10:00:00Z', '0000-01-01T00:00:00Z', '2026-01-01T25:00:00+01:00',
+    '2026-01-01T10:00:00+99:00']) {
+    const { req, res } = await getForm('/ewp/omobility-las/index', [['sending_hei_id', HEI_ID], ['modified_since', ms]]);
+    const msg = assertErrorResponse(res, 400, req, `modified_since=${ms}`);
+    assert.match(msg, /modified_since/, `the message names the parameter${exchange(req, res)}`);
+  }
+  const { req, res } = await getForm('/ewp/omobility-las/index', [['sending_hei_id', HEI_ID], ['modified_since', '2024-02-29T23:59:59.5-03:00']]);
+  assertStatus(res, 200, req, 'a valid modified_since (leap day, fraction, offset)');
+});
+
+const updXml = (kind, id, proposal, comment, decl = '<?xml version="1.0" encoding="UTF-8"?>') => `${decl}
+<omobilities-update-request xmlns="${OMOB}/update-request.xsd">
+  <${kind}-proposal-v1>
+    <omobility-id>${xmlEscape(id)}</omobility-id>
+    <proposal-id>${xmlEscape(proposal)}</proposal-id>${comment === undefined ? '' : `
+    <comment>${comment}</comment>`}
+  </${kind}-proposal-v1>
+</omobilities-update-request>
+`;
+
+itest(() => fx, 'OMobilities update: a DTD with an external entity is refused (400), nothing read, nothing written', async () => {
+  const before = status();
+  for (const dtd of [
+    '<!DOCTYPE omobilities-update-request [<!ENTITY x SYSTEM "file:///etc/hostname">]>',
+    '<!DOCTYPE omobilities-update-request SYSTEM "http://127.0.0.1:9/x.dtd">',
+    '<!DOCTYPE omobilities-update-request [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+  ]) {
+    const body = updXml('reject', OMOB_ID, proposalId(), '&x;&b;', `<?xml version="1.0" encoding="UTF-8"?>\n${dtd}`);
+    const { req, res } = await postXml('/ewp/omobilities/v3/update', body);
+    const msg = assertErrorResponse(res, 400, req, 'update with a DTD');
+    assert.match(msg, /DOCTYPE/, `refused for its DTD${exchange(req, res)}`);
+    assert.ok(!res.body.includes('aaaaaaaaaa'), `no entity expanded${exchange(req, res)}`);
+  }
+  assert.equal(status(), before, 'the nomination is untouched');
+});
+
+itest(() => fx, 'OMobilities update: an ISO-8859-1 body is read as such (the comment is stored in UTF-8)', async () => {
+  const comment = 'Dossier incomplet : relevé de notes manquant';
+  const text = updXml('reject', OMOB_ID, proposalId(), comment, '<?xml version="1.0" encoding="ISO-8859-1"?>');
+  const { req, res } = await postXml('/ewp/omobilities/v3/update', Buffer.from(text, 'latin1'), fx.partnerKey,
+    'text/xml; charset=ISO-8859-1');
+  assertStatus(res, 200, req, 'ISO-8859-1 reject');
+  assert.equal(status(), `rejected|${comment}`);
+});
+
+itest(() => fx, 'OMobilities update: only the receiving HEI decides; the sending HEI (our own key) and a third HEI get 400, nothing written', async () => {
+  const before = status();
+  for (const key of [ownKey, fx.dKey]) {
+    const { req, res } = await postXml('/ewp/omobilities/v3/update', updXml('approve', OMOB_ID, proposalId()), key);
+    assertErrorResponse(res, 400, req, 'update by an HEI that is not the receiving one');
+  }
+  assert.equal(status(), before);
+});
+
+itest(() => fx, 'OMobilities update: wrong method, form body, empty body, wrong root namespace, two decisions: precise 4xx', async () => {
+  let r = await send({ path: '/ewp/omobilities/v3/update' });
+  assertErrorResponse(r.res, 405, r.req, 'GET update');
+  r = await postXml('/ewp/omobilities/v3/update', 'omobility_id=x', fx.partnerKey, 'application/x-www-form-urlencoded');
+  assertErrorResponse(r.res, 415, r.req, 'form update');
+  r = await postXml('/ewp/omobilities/v3/update', '');
+  assertErrorResponse(r.res, 400, r.req, 'empty update');
+  r = await postXml('/ewp/omobilities/v3/update', updXml('approve', OMOB_ID, proposalId()).replace('stable-v3', 'stable-v2'));
+  assertErrorResponse(r.res, 400, r.req, 'v2 namespace');
+  const two = updXml('approve', OMOB_ID, proposalId()).replace('</omobilities-update-request>',
+    `<reject-proposal-v1><omobility-id>${OMOB_ID}</omobility-id><proposal-id>${proposalId()}</proposal-id><comment>no</comment></reject-proposal-v1></omobilities-update-request>`);
+  r = await postXml('/ewp/omobilities/v3/update', two);
+  assertErrorResponse(r.res, 400, r.req, 'two decisions');
+});
+
+itest(() => fx, 'get endpoints: more distinct ids than max-omobility-ids → 400; duplicates of one id count once', async () => {
+  const many = Array.from({ length: 101 }, (_, i) => ['omobility_id', `id-${i}`]);
+  const dup = Array.from({ length: 300 }, () => ['omobility_id', OMOB_ID]);
+  for (const [path, extra] of [['/ewp/omobilities/v3/get', []], ['/ewp/omobility-las/get', [['sending_hei_id', HEI_ID]]],
+    ['/ewp/imobilities/v2', []]]) {
+    let r = await send({ method: 'POST', path, body: form([...extra, ...many]), contentType: 'application/x-www-form-urlencoded' });
+    assertErrorResponse(r.res, 400, r.req, `${path} with 101 ids`);
+    r = await send({ method: 'POST', path, body: form([...extra, ...dup]), contentType: 'application/x-www-form-urlencoded' });
+    assertStatus(r.res, 200, r.req, `${path} with one id 300 times`);
+  }
+  const r = await send({ method: 'POST', path: '/ewp/omobilities/v3/get', body: form(dup), contentType: 'application/x-www-form-urlencoded' });
+  assert.equal(parseXml(r.res.body).elements(`${OMOB}/get-response.xsd`, 'student-mobility').length, 1, 'answered once');
+});
+
+itest(() => fx, 'IMobilities get: the sending HEI sees the dates, the receiving side and third HEIs see nothing', async () => {
+  const ns = `${IMOB}/get-response.xsd`;
+  let r = await getForm('/ewp/imobilities/v2', [['omobility_id', IN_ID]]);
+  assertStatus(r.res, 200, r.req, 'imobilities by the sending HEI');
+  const sm = parseXml(r.res.body).elements(ns, 'student-mobility');
+  assert.equal(sm.length, 1);
+  assert.equal(sm[0].element(ns, 'actual-arrival-date').text, '2026-09-01');
+  for (const key of [ownKey, fx.dKey]) {
+    r = await getForm('/ewp/imobilities/v2', [['omobility_id', IN_ID]], key);
+    assertStatus(r.res, 200, r.req, 'imobilities by another HEI');
+    assert.equal(parseXml(r.res.body).elements(ns, 'student-mobility').length, 0, `nothing for another HEI${exchange(r.req, r.res)}`);
+  }
+});
+
+itest(() => fx, 'ewpctl mobility list|show: a partner\'s name with line breaks and escapes cannot add or forge lines', async () => {
+  const id = 'review-forge-1';
+  const forged = `999     in  ${PARTNER_HEI}   fake-1  ${HEI_ID}  Forged Row  2026/2027 approved`;
+  sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
+       family_name, global_id, receiving_academic_year_id, proposal_id, status_comment)
+       VALUES (${q(PARTNER_HEI)}, ${q(id)}, ${q(HEI_ID)}, false, E'Eve\\n${forged}\\r\\t\\u001b[2J', 'Mallory',
+       'urn:schac:personalUniqueCode:int:esi:partner.example.org:r9', '2026/2027', 'p9', E'no\\nstatus         approved')`);
+  const list = runEwpctl(['mobility', 'list', '--conninfo', fx.pg.conninfo]);
+  assert.equal(list.status, 0, describeRun(list));
+  assert.ok(!list.stdout.includes('\x1b'), `no escape reaches the terminal\n${describeRun(list)}`);
+  const lines = list.stdout.split('\n').filter((l) => l.includes('Mallory') || l.includes('Forged Row'));
+  assert.equal(lines.length, 1, `the partner's row stays one line\n${describeRun(list)}`);
+  assert.match(list.stdout, /\((\d+) mobilities\)/);
+  const n = Number(list.stdout.match(/\((\d+) mobilities\)/)[1]);
+  assert.equal(list.stdout.trim().split('\n').length, n + 2, `header, one line per mobility, count\n${describeRun(list)}`);
+  const show = runEwpctl(['mobility', 'show', `${PARTNER_HEI}:${id}`, '--conninfo', fx.pg.conninfo]);
+  assert.equal(show.status, 0, describeRun(show));
+  assert.ok(!show.stdout.includes('\x1b'), describeRun(show));
+  assert.equal(show.stdout.split('\n').filter((l) => /^status\s+approved/.test(l)).length, 0,
+    `no forged status line\n${describeRun(show)}`);
+  assert.equal(show.stdout.split('\n').filter((l) => l.includes('Forged Row')).length, 1, describeRun(show));
+});
+
+itest(() => fx, 'OLA CNR stats: incoming LAs per receiving academic year (total, some version approved, latest approved / rejected / awaiting), official XSD; GET only', async () => {
+  const LA = `${GH}/ewp-specs-api-omobility-las/blob/stable-v1/endpoints/get-response.xsd`;
+  const la = (id, year, { gone = false } = {}) => {
+    sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
+         family_name, global_id, receiving_academic_year_id, proposal_id)
+         VALUES (${q(PARTNER_HEI)}, ${q(id)}, ${q(HEI_ID)}, false, 'Stat', 'Student', ${q(`urn:x:${id}`)}, ${q(year)}, 'p')`);
+    return sql(`INSERT INTO smile.learning_agreement (mobility_id, header, gone_at)
+         SELECT id, '<la xmlns="${LA}"/>', ${gone ? 'now()' : 'NULL'} FROM smile.mobility
+          WHERE sending_hei_id = ${q(PARTNER_HEI)} AND omobility_id = ${q(id)} RETURNING id`).split('\n')[0];
+  };
+  const version = (laId, kind, proposal = null) => sql(`INSERT INTO smile.la_version (learning_agreement_id, kind, proposal_id, content)
+       VALUES (${laId}, ${q(kind)}, ${proposal ? q(proposal) : 'NULL'}, '<${kind} xmlns="${LA}"/>')`);
+  const year = '2027/2028';
+  version(la('st-awaiting', year), 'changes-proposal', 'cp-a');
+  version(la('st-approved', year), 'first-version');
+  const rejected = la('st-rejected', year);
+  version(rejected, 'first-version');
+  version(rejected, 'changes-proposal', 'cp-r');
+  sql(`INSERT INTO ewp.decisions (mobility_id, kind, proposal_id, comment, decided_by, state, signer_name, signed_at)
+       SELECT id, 'la-comment', 'cp-r', 'course full', 'reviewer', 'accepted', 'A Reviewer', now() FROM smile.mobility
+        WHERE sending_hei_id = ${q(PARTNER_HEI)} AND omobility_id = 'st-rejected'`);
+  version(la('st-gone', year, { gone: true }), 'first-version');
+  version(la('st-old', '2020/2021'), 'first-version');
+
+  const { req, res } = await send({ path: '/ewp/omobility-la-cnr/stats' }, fx.dKey);
+  assertStatus(res, 200, req, 'OLA CNR stats');
+  assertValid(res.body, specPath('ewp-registry-service', 'src', 'main', 'resources', 'schemas',
+    'ewp-specs-api-omobility-la-cnr-v1.1.0', 'endpoints', 'stats-response.xsd'), 'las-incoming-stats-response (official v1.1.0)');
+  const ns = `${GH}/ewp-specs-api-omobility-la-cnr/tree/stable-v1/endpoints/stats-response.xsd`;
+  const root = parseXml(res.body);
+  assert.equal(root.local, 'las-incoming-stats-response');
+  const years = root.elements(ns, 'academic-year-la-stats');
+  const got = Object.fromEntries(years.map((y) => [y.element(ns, 'receiving-academic-year-id').text,
+    ['total', 'some-version-approved', 'latest-version-approved', 'latest-version-rejected', 'latest-version-awaiting']
+      .map((n) => Number(y.element(ns, `la-incoming-${n}`).text))]));
+  assert.deepEqual(got[year], [3, 2, 1, 1, 1], `counts for ${year}${exchange(req, res)}`);
+  assert.equal(got['2020/2021'], undefined, 'years before 2021/2022 are not reported');
+  const post = await send({ method: 'POST', path: '/ewp/omobility-la-cnr/stats', body: '', contentType: 'application/x-www-form-urlencoded' });
+  assertErrorResponse(post.res, 405, post.req, 'POST stats');
+});
