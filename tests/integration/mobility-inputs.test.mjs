@@ -1,5 +1,5 @@
-// Regression tests of the review of issue 4's sending-side and incoming
-// APIs (OMobilities v3, OMobility LAs v1.2, IMobilities v2): bad inputs
+// Hostile and malformed inputs to the mobility APIs (OMobilities v3,
+// OMobility LAs v1.2, IMobilities v2, OLA CNR stats): bad inputs
 // answered with a precise error-response (never a 500, never a partial
 // write), hostile XML refused, permissions per the specs. One real ewpd,
 // one real PostgreSQL, real signatures; the callers are the fixture's
