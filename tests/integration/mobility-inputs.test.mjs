@@ -31,7 +31,7 @@ const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
 const form = (params) => params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
 
 before(async () => {
-  fx = await Ewpd.create('review-mob', { pg: true, start: false, conf: { ewp: { schema_dir: PROJECT_SCHEMAS } } });
+  fx = await Ewpd.create('mobility-inputs', { pg: true, start: false, conf: { ewp: { schema_dir: PROJECT_SCHEMAS } } });
   sql(`INSERT INTO smile.etablissement (schac_id, names, is_local)
        VALUES (${q(HEI_ID)}, '[{"name":"SMILE Test University"}]', true)`);
   // our outgoing student, received by PARTNER_HEI
