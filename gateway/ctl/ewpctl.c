@@ -52,6 +52,8 @@ usage(FILE *out)
 	             "                        the job queue (CNRs to send...), newest first\n"
 	             "  jobs show ID          one job: every column and its exchanges\n"
 	             "  jobs retry ID         a job that ended in failure: pending again, now\n"
+	             "  jobs retry --partner HEI\n"
+	             "                        every pending job of HEI due now (partner back)\n"
 	             "  mobility nominate FILE.xml [--schemas DIR] [--conninfo STR]\n"
 	             "                        create or update one of our outgoing nominations\n"
 	             "                        (an OMobilities v3 student-mobility element)\n"
