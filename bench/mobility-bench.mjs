@@ -45,9 +45,17 @@ const N = Number(opt('n', process.env.BENCH_MOBILITIES || 2000));
 const BACKLOG = Number(opt('backlog', process.env.BENCH_BACKLOG || 10000));
 const WORKERS = Number(opt('workers', 0)) || undefined;
 const CONC = opt('concurrency', process.env.BENCH_JOBS_CONCURRENCY || '');
-const RSA_SIGN = Number(opt('rsa-sign', 0)) || 0;
+// one core's RSA-2048 sign/s: bench/run.sh's step 1 passes it; alone, measured here
+let RSA_SIGN = Number(opt('rsa-sign', 0)) || 0;
+if (!RSA_SIGN) {
+  const sp = spawnSync('openssl', ['speed', '-seconds', '2', 'rsa2048'], { encoding: 'utf8' });
+  const m = /^rsa 2048 bits\s+\S+\s+\S+\s+([\d.]+)/m.exec(sp.stdout || '');
+  RSA_SIGN = m ? Number(m[1]) : 0;
+}
 const CORES = Number(opt('cores', 0)) || (await import('node:os')).cpus().length;
 const SKIP_BACKLOG = args.includes('--skip-backlog');
+// --profile: pg_stat_statements on both clusters, the top statements printed
+const PROFILE = args.includes('--profile');
 const HZ = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const TIMEOUT_S = Number(process.env.BENCH_MOB_TIMEOUT || 600);
 
@@ -112,6 +120,26 @@ const mDelta = (a, b) => {
   return d;
 };
 
+// psql for the polls: the server's own binary, not Debian's Perl wrapper
+// (/usr/bin/psql), which costs ~50 ms of CPU a call and would take a
+// visible share of the machine from what is measured
+const PSQL = (() => {
+  let best = 'psql';
+  try {
+    for (const v of fs.readdirSync('/usr/lib/postgresql').sort()) {
+      const b = `/usr/lib/postgresql/${v}/bin/psql`;
+      if (fs.existsSync(b)) best = b;
+    }
+  } catch { /* not Debian's layout */ }
+  return best;
+})();
+function q(node, sql) {
+  const r = spawnSync(PSQL, [node.pg.conninfo, '-X', '-v', 'ON_ERROR_STOP=1', '-tAqc', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql failed: ${sql}\n${r.stderr}`);
+  return r.stdout.trim();
+}
+const POLL_MS = 250;
+
 // ---- the data -----------------------------------------------------------
 const NOMINATION = fs.readFileSync(path.join(root, 'tests', 'demo', 'mobility', 'nomination.xml'), 'utf8')
   .replace(/<\?xml[^>]*\?>/, '').replace(/<!--[\s\S]*?-->/g, '').trim();
@@ -131,7 +159,7 @@ function createMobilities(t, prefix, n) {
 
 // what the receiving node holds of PREFIX-*: mobilities, with a registration
 function stored(t, prefix) {
-  const [m, i] = t.receiving.pg.psql(`SELECT count(*), count(i.id) FROM smile.mobility m
+  const [m, i] = q(t.receiving, `SELECT count(*), count(i.id) FROM smile.mobility m
       LEFT JOIN smile.inscription i ON i.id = m.inscription_id
      WHERE NOT m.is_outgoing AND m.sending_hei_id = '${SENDING_HEI}' AND m.omobility_id LIKE '${prefix}-%'`).split('|').map(Number);
   return { m, i };
@@ -140,7 +168,7 @@ function stored(t, prefix) {
 // the CNR jobs of the sending node for PREFIX-*, by status
 function cnrJobs(t, prefix) {
   const o = {};
-  const out = t.sending.pg.psql(`SELECT status, count(*) FROM ewp.jobs
+  const out = q(t.sending, `SELECT status, count(*) FROM ewp.jobs
      WHERE direction = 'out' AND kind = 'cnr' AND dedupe_key LIKE '${SENDING_HEI} ${prefix}-%' GROUP BY 1`);
   for (const l of out.split('\n').filter(Boolean)) { const [s, c] = l.split('|'); o[s] = Number(c); }
   return o;
@@ -178,7 +206,7 @@ async function waitStored(t, prefix, n, t0, label) {
         `CNR jobs ${JSON.stringify(cnrJobs(t, prefix))}; failed jobs: ${badJobs(t).join(' | ') || 'none'}`);
       return { stored: NaN, drained: NaN };
     }
-    await sleep(100);
+    await sleep(POLL_MS);
   }
 }
 
@@ -218,10 +246,16 @@ async function throughput(t) {
   say(`  ${f(exch / w.stored)} exchanges/s; ${f(exch / N, 2)} exchanges and ${f(perMob, 2)} RSA signatures per mobility`);
   say(`  (each exchange: request signed by the caller, response signed by the server, both verified)`);
   const busy = 100 * (b1[0] - b0[0]) / (b1[1] - b0[1]);
+  const tot = d.sendEwpd + d.recvEwpd + d.sendPg + d.recvPg;
   say(`  CPU seconds: sending ewpd ${f(d.sendEwpd, 2)}, receiving ewpd ${f(d.recvEwpd, 2)}, ` +
     `sending PostgreSQL ${f(d.sendPg, 2)}, receiving PostgreSQL ${f(d.recvPg, 2)} (wall ${f(w.stored, 2)} s x ${CORES} cores; machine busy ${f(busy, 0)}%)`);
-  const tot = d.sendEwpd + d.recvEwpd + d.sendPg + d.recvPg;
-  say(`  per mobility: ${f(1000 * (d.sendEwpd + d.recvEwpd) / N, 2)} ms of ewpd CPU, ${f(1000 * (d.sendPg + d.recvPg) / N, 2)} ms of PostgreSQL CPU`);
+  say(`  per mobility: ${f(1000 * (d.sendEwpd + d.recvEwpd) / N, 2)} ms of ewpd CPU, ${f(1000 * (d.sendPg + d.recvPg) / N, 2)} ms of PostgreSQL CPU ` +
+    `(${f(100 * (d.sendPg + d.recvPg) / tot, 0)}% of the ${f(1000 * tot / N, 2)} ms the four processes used)`);
+  // the machine is shared: what the same CPU cost would give on dedicated cores
+  const cpuBound = (N / tot) * CORES;
+  const others = busy - 100 * tot / (w.stored * CORES);
+  say(`  the two nodes and their databases used ${f(100 * tot / (w.stored * CORES), 0)}% of the ${CORES} cores, other processes ~${f(others, 0)}%;`);
+  say(`  at ${f(1000 * tot / N, 2)} CPU-ms per mobility, ${CORES} dedicated cores would store ~${f(cpuBound, 0)} mobilities/s`);
   let ratio = NaN;
   if (RSA_SIGN > 0) {
     const ceiling = (RSA_SIGN * CORES) / perMob; // mobilities/s if every core did nothing but sign
@@ -243,6 +277,9 @@ async function throughput(t) {
   result('mob_cpu_send_pg_s', f(d.sendPg, 2));
   result('mob_cpu_recv_pg_s', f(d.recvPg, 2));
   result('mob_over_sign_ceiling', f(ratio, 3));
+  result('mob_cpu_ms_per_mobility', f(1000 * tot / N, 2));
+  result('mob_per_s_dedicated_cores', f(cpuBound, 0));
+  result('mob_other_processes_pct', f(others, 0));
   if (non200.length) fail(`answers other than 200 during the throughput run: ${JSON.stringify(non200)}`);
   if (cnrN < N || getN < N) fail(`${cnrN} CNRs and ${getN} gets served for ${N} mobilities`);
 }
@@ -254,11 +291,11 @@ async function restartSending(t, jobs) {
   await t.sending.start({ timeout: 30000 });
 }
 
-// all CNR jobs of PREFIX-* attempted at least once and waiting (pending)
+// all CNR jobs of PREFIX-* attempted at least once, none given up
 async function waitBackedOff(t, prefix, n) {
   const t0 = performance.now();
   for (;;) {
-    const r = t.sending.pg.psql(`SELECT count(*) FILTER (WHERE status = 'pending' AND attempts >= 1),
+    const r = q(t.sending, `SELECT count(*) FILTER (WHERE attempts >= 1 AND status IN ('pending', 'running')),
         count(*), to_char(min(next_attempt_at) FILTER (WHERE status = 'pending') - now(), 'HH24:MI:SS'),
         to_char(max(next_attempt_at) FILTER (WHERE status = 'pending') - now(), 'HH24:MI:SS')
       FROM ewp.jobs WHERE kind = 'cnr' AND dedupe_key LIKE '${SENDING_HEI} ${prefix}-%'`).split('|');
@@ -302,11 +339,33 @@ try {
   const t00 = performance.now();
   t = await TwoNodes.create('bench-mob', {
     workers: WORKERS || CORES,
-    receiving: { conf: { log: { level: 'warn' }, jobs: jobsConf(JOBS_SHORT) } },
-    sending: { conf: { log: { level: 'warn' }, jobs: jobsConf(JOBS_SHORT) } },
+    // no nightly OMobilities re-sync: its index would queue gets of its own
+    receiving: { conf: { log: { level: 'warn' }, jobs: jobsConf(JOBS_SHORT), mobility: { sync_hour: '-1' } } },
+    sending: { conf: { log: { level: 'warn' }, jobs: jobsConf(JOBS_SHORT), mobility: { sync_hour: '-1' } } },
   });
   say(`  two ewpd nodes (TLS, ${WORKERS || CORES} workers each, [jobs] concurrency ${CONC || 'default'}), each with its own PostgreSQL, ready in ${f((performance.now() - t00) / 1000, 1)} s`);
+  if (PROFILE) {
+    for (const n of t.nodes) {
+      await n.stop();
+      n.pg.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
+      n.pg.halt();
+      n.pg.resume();
+      n.pg.psql('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      n.pg.psql("ALTER SYSTEM SET pg_stat_statements.track = 'all'");
+      n.pg.psql('SELECT pg_reload_conf()');
+      await n.start({ timeout: 30000 });
+    }
+    for (const n of t.nodes) n.pg.psql('SELECT pg_stat_statements_reset()');
+  }
   await throughput(t);
+  if (PROFILE) {
+    for (const n of t.nodes) {
+      say(`  top statements on ${n.name} (total ms, calls, ms/call):`);
+      say(n.pg.psql(`SELECT round(total_exec_time)::text || ' | ' || calls || ' | ' || round((total_exec_time / calls)::numeric, 3)
+          || ' | ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 150)
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25`).split('\n').map((l) => `    ${l}`).join('\n'));
+    }
+  }
   if (!SKIP_BACKLOG && BACKLOG > 0) {
     say(`  B. backlog: ${BACKLOG} CNRs queued while the receiving node is down, drained when it is back`);
     const b1 = await backlog(t, 'B1. short backoff (retry_min 1s, retry_max 2s): the drain is bound by processing', 'bl1', JOBS_SHORT, false);
