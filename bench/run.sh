@@ -14,6 +14,11 @@
 #   7. `ewpctl sync institutions` of 1,000 partners served by a local ewpd
 #      (TLS) from a synthetic catalogue: wall time, signed exchanges/s vs
 #      the signing ceiling, where the time goes, row counts checked
+#   8. nominations between two ewpd nodes (bench/mobility-bench.mjs):
+#      CNR -> get -> store throughput of BENCH_MOBILITIES (2000) mobilities,
+#      CPU of each ewpd and PostgreSQL, vs the signing ceiling; the drain of
+#      BENCH_BACKLOG (10000) CNRs queued while the partner was down (short
+#      backoff; default backoff + ewpctl jobs retry --partner)
 # p50/p99 latency is given for every wrk run. ewpd serves with that
 # synthetic catalogue plus the bench's own two hosts (when
 # bench/gen-catalogue.mjs is present), so its memory is realistic.
@@ -28,7 +33,8 @@
 # BENCH_INST_DURATION (5s), BENCH_THREADS (2), BENCH_CONNS (50),
 # BENCH_SIGNED_REQS (40000), BENCH_VERIFY_REQS (200000), BENCH_INST_REQS
 # (20000), BENCH_INSTITUTIONS (1000: seeded, asked for and synced),
-# BENCH_SYNC_HOSTS (10), BENCH_HEIS (5000), BUILD (build).
+# BENCH_SYNC_HOSTS (10), BENCH_HEIS (5000), BENCH_MOBILITIES (2000),
+# BENCH_BACKLOG (10000: 0 skips the backlog runs), BUILD (build).
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -944,6 +950,32 @@ CONF
 	fi
 fi
 
+# ---------------------------------------------------------------- 8. mobilities
+# Two real ewpd nodes (tests/integration/lib/two-nodes.mjs: TLS, keys,
+# one PostgreSQL each under $tmp/mob): the nomination flow's throughput
+# and the drain of a backlog. bench/mobility-bench.mjs does the work and
+# prints "RESULT name value" lines, copied into the results TSV.
+N_MOB=${BENCH_MOBILITIES:-2000}
+N_BACKLOG=${BENCH_BACKLOG:-10000}
+hdr "8. nominations between two ewpd nodes: CNR -> get -> store of $N_MOB mobilities; a backlog of $N_BACKLOG CNRs"
+declare -A MOB=()
+if [ -z "$pgbin" ] || ! command -v psql >/dev/null; then
+	say "  skipped: PostgreSQL server binaries or psql not found"
+elif [ ! -x "$ewpd" ] || [ ! -x "$ewpctl" ]; then
+	fail "$ewpd or $ewpctl not built"
+else
+	if [ ! -d tests/integration/node_modules/http-signature ]; then
+		(cd tests/integration && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1)
+	fi
+	mkdir -p "$tmp/mob" && chmod 755 "$tmp" "$tmp/mob" # the clusters run as postgres
+	TMPDIR="$tmp/mob" EWPD="$ewpd" EWPCTL="$ewpctl" node bench/mobility-bench.mjs \
+		--n "$N_MOB" --backlog "$N_BACKLOG" --cores "$NPROC" ${rsa_sign:+--rsa-sign "$rsa_sign"} >"$tmp/mob.out" 2>&1
+	mrc=$?
+	grep -v '^RESULT ' "$tmp/mob.out"
+	while read -r _ k v; do MOB[$k]=$v; done < <(grep '^RESULT ' "$tmp/mob.out")
+	[ "$mrc" = 0 ] || fail "mobility-bench.mjs exited $mrc (see FAILED above)"
+fi
+
 # ---------------------------------------------------------------- summary
 na() { echo "${1:-n/a}"; }
 r_signed=$(calc '%.2f' 'r / (s * n)' r="${W_signed_rps:-}" s="$rsa_sign" n="$NPROC")
@@ -983,6 +1015,8 @@ printf '  %-34s %s\n' "ewpd peak RSS master / worker" "$(na "$rss_master") MB / 
 printf '  %-34s %s\n' "ewpd worker RSS after Institutions" "$(na "$inst_rss_max") MB (max)"
 printf '  %-34s %s\n' "catalogue $N_HEIS HEIs load+index" "$(na "$cat_ms") ms (median)"
 printf '  %-34s %s\n' "sync of $N_INST partners" "$(na "$sync_wall") s wall, $(na "$sync_exch") signed exchanges, $(na "$sync_rate") exchanges/s"
+printf '  %-34s %s\n' "$N_MOB nominations CNR->get->store" "$(na "${MOB[mob_per_s]:-}") mobilities/s, $(na "${MOB[mob_exchanges_per_s]:-}") exchanges/s, $(na "${MOB[mob_cpu_ms_per_mobility]:-}") CPU-ms each"
+printf '  %-34s %s\n' "backlog of $N_BACKLOG CNRs drained" "$(na "${MOB[backlog_short_backoff_drain_s]:-}") s (short backoff), $(na "${MOB[backlog_retry_partner_drain_s]:-}") s (jobs retry --partner)"
 say ""
 say "  wrk runs on the same $NPROC cores as the server, so the ratios against the"
 say "  signing ceiling are pessimistic: ewpd got only the server share above. Per"
@@ -998,6 +1032,7 @@ say "verify-only echo / nginx: $(na "$r_nginx") (target >= 0.5)"
 say "Institutions 10 ids / RSA sign ceiling: $(na "$r_inst"); / signed echo: $(na "$r_inst_echo")"
 say "sync exchanges/s / RSA sign ceiling ($NPROC cores): $(na "$r_sync"); / sequential ceiling (sign/s / 2): $(na "$r_sync_seq")"
 say "RSS per worker: $(na "$rss_worker_max") MB (target < 30)"
+say "nominations stored/s: $(na "${MOB[mob_per_s]:-}") (target >= 500); / RSA sign ceiling: $(na "${MOB[mob_over_sign_ceiling]:-}"); on $NPROC dedicated cores at the measured CPU cost: $(na "${MOB[mob_per_s_dedicated_cores]:-}")"
 say "message log during the runs: ${ml_rows:-?} rows written, ${ml_dropped:-?} dropped"
 say "(bench took $(($(date +%s) - START)) s)"
 # headline figures, one "name<TAB>value" a line, for scripts
@@ -1017,6 +1052,7 @@ say "(bench took $(($(date +%s) - START)) s)"
 	printf 'sync_exchanges_per_s\t%s\nsync_over_ceiling\t%s\nsync_over_sequential_ceiling\t%s\n' "$(na "$sync_rate")" "$(na "$r_sync")" "$(na "$r_sync_seq")"
 	printf 'sync_partner_handlers_s\t%s\nsync_ewpctl_cpu_s\t%s\nsync_pg_syncer_cpu_s\t%s\nsync_waiting_s\t%s\n' \
 		"$(calc '%.2f' 'x' x="${h_sum:-}")" "$(na "${ewpctl_cpu:-}")" "$(na "${pg_syncer:-}")" "$(na "${sync_rest:-}")"
+	for k in "${!MOB[@]}"; do printf '%s\t%s\n' "$k" "${MOB[$k]}"; done | sort
 	printf 'failed_steps\t%s\n' "$FAILS"
 } >"${BENCH_RESULTS:-/dev/null}"
 if [ "$FAILS" -gt 0 ]; then

@@ -3,7 +3,8 @@
  * from a terminal: list (filtered by status, kind, partner), show one job
  * with every column and the message-log rows of its attempts, and retry
  * a job that ended in failure (back to pending, due now; written to the
- * audit log).
+ * audit log), or every pending job of one partner (due now: after the
+ * partner's outage, instead of waiting out each job's backoff).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,7 +23,8 @@ jobs_usage(void)
 	ctl_err("usage: ewpctl jobs list [--status S] [--kind K] [--partner HEI] [--limit N]"
 	        " [--conninfo STR]\n"
 	        "       ewpctl jobs show ID [--conninfo STR]\n"
-	        "       ewpctl jobs retry ID [--conninfo STR]");
+	        "       ewpctl jobs retry ID [--conninfo STR]\n"
+	        "       ewpctl jobs retry --partner HEI [--conninfo STR]");
 	return 2;
 }
 
@@ -66,6 +68,20 @@ static const char retry_sql[] =
     " SELECT 'ewpctl', 'job.force-retry', 'job', id::text,"
     " jsonb_build_object('user', $3::text) FROM r)"
     " SELECT id FROM r";
+
+/*
+ * Every pending job of one partner due now (attempts and expiry kept: a job
+ * that fails again backs off from where it was); one audit row with the
+ * count. The jobs_notify trigger wakes the workers.
+ */
+static const char retry_partner_sql[] =
+    "WITH r AS (UPDATE ewp.jobs SET next_attempt_at = now()"
+    " WHERE hei_id = $1 AND status = 'pending' AND next_attempt_at > now() RETURNING id),"
+    " n AS (SELECT count(*) AS c FROM r),"
+    " a AS (INSERT INTO ewp.audit_log (actor, action, object_type, object_id, details)"
+    " SELECT 'ewpctl', 'jobs.retry-partner', 'partner', $1,"
+    " jsonb_build_object('user', $2::text, 'jobs', n.c) FROM n)"
+    " SELECT c FROM n";
 
 static const char status_sql[] = "SELECT status, coalesce(("
                                  "SELECT p.id::text FROM ewp.jobs p, ewp.jobs j2"
@@ -247,10 +263,55 @@ out:
 }
 
 static int
+jobs_retry_partner(struct ctl *ctl, int argc, char **argv, const char *user)
+{
+	const char *conninfo = NULL, *hei = NULL;
+	PGconn *db;
+	PGresult *res;
+	int rc = 1;
+
+	for (int i = 0; i < argc; i++) {
+		if (i + 1 >= argc)
+			return jobs_usage();
+		if (strcmp(argv[i], "--partner") == 0 && hei == NULL)
+			hei = argv[++i];
+		else if (strcmp(argv[i], "--conninfo") == 0)
+			conninfo = argv[++i];
+		else
+			return jobs_usage();
+	}
+	if (hei == NULL || hei[0] == '\0' || strlen(hei) > 255) {
+		ctl_err("jobs: --partner wants a HEI id");
+		return 2;
+	}
+	if ((db = jobs_connect(ctl, conninfo)) == NULL)
+		return 1;
+	const char *p[2] = {hei, user};
+
+	res = PQexecParams(db, retry_partner_sql, 2, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		ctl_err("jobs: %s", PQerrorMessage(db));
+		goto out;
+	}
+	printf("%s pending job%s of %s due now\n", PQgetvalue(res, 0, 0),
+	       strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s", hei);
+	rc = 0;
+out:
+	PQclear(res);
+	PQfinish(db);
+	return rc;
+}
+
+static int
 jobs_retry(struct ctl *ctl, int argc, char **argv)
 {
-	const char *conninfo = NULL, *id = jobs_id_args(argc, argv, &conninfo);
 	const char *user = getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
+
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--partner") == 0)
+			return jobs_retry_partner(ctl, argc, argv, user ? user : "?");
+
+	const char *conninfo = NULL, *id = jobs_id_args(argc, argv, &conninfo);
 	char give[24];
 	const char *p[3] = {id, give, user ? user : "?"};
 	PGconn *db;

@@ -53,6 +53,8 @@ usage(FILE *out)
 	        "                        the job queue (CNRs to send...), newest first\n"
 	        "  jobs show ID          one job: every column and its exchanges\n"
 	        "  jobs retry ID         a job that ended in failure: pending again, now\n"
+	        "  jobs retry --partner HEI\n"
+	        "                        every pending job of HEI due now (partner back)\n"
 	        "  call [-X METHOD] [-d DATA | -d @FILE] [-H 'Name: value'] [--cacert FILE] URL\n"
 	        "                        signed EWP request; prints the verified response\n"
 	        "Mobilities (REF: the mobility's id, or SENDING_HEI:OMOBILITY_ID):\n"

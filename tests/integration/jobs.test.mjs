@@ -295,6 +295,44 @@ itest(() => fx, 'ewpctl jobs list, show and retry', async () => {
   assert.equal(sql(`SELECT count(*) FROM ewp.audit_log WHERE action = 'job.force-retry' AND object_id = '${rej}'`), '1');
 });
 
+itest(() => fx, 'ewpctl jobs retry --partner: the partner is back, its pending jobs are due now (audit-logged); other partners wait', async () => {
+  // backed off as after an outage: due in an hour, three attempts made
+  const later = { extra: ', next_attempt_at, attempts', extraVals: ", now() + interval '1 hour', 3" };
+  const a = insertJob('m-back-1', later);
+  const b = insertJob('m-back-2', later);
+  const other = insertJob('m-back-other', { ...later, hei: P_NONE });
+  const ctl = (...x) => runEwpctl(['-c', fx.confPath, 'jobs', 'retry', ...x]);
+  await sleep(1500); // nothing due: nothing sent
+  assert.equal(postsFor('m-back-1').length, 0);
+  assert.equal(job(a).status, 'pending');
+
+  let r = ctl('--partner', P_CNR);
+  assert.equal(r.status, 0, describeRun(r));
+  assert.equal(r.stdout.trim(), `2 pending jobs of ${P_CNR} due now`);
+  for (const id of [a, b]) {
+    const { job: j } = await waitStatus(id, 'success');
+    assert.equal(j.attempts, 4, 'the attempts made before are kept');
+  }
+  assert.equal(postsFor('m-back-1').length, 1);
+  assert.equal(postsFor('m-back-2').length, 1);
+  const o = job(other);
+  assert.equal(o.status, 'pending', 'another partner\'s job is left alone');
+  assert.ok(new Date(o.next_attempt_at) - Date.now() > 50 * 60 * 1000, `still due in an hour: ${o.next_attempt_at}`);
+  const audit = JSON.parse(sql(`SELECT json_agg(json_build_object('actor', actor, 'type', object_type, 'id', object_id, 'jobs', details->'jobs'))
+    FROM ewp.audit_log WHERE action = 'jobs.retry-partner'`));
+  assert.deepEqual(audit, [{ actor: 'ewpctl', type: 'partner', id: P_CNR, jobs: 2 }]);
+
+  r = ctl('--partner', P_CNR); // nothing pending any more
+  assert.equal(r.status, 0, describeRun(r));
+  assert.equal(r.stdout.trim(), `0 pending jobs of ${P_CNR} due now`);
+  r = ctl('--partner');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /usage: ewpctl jobs/);
+  r = ctl('--partner', P_CNR, 'extra');
+  assert.equal(r.status, 2);
+  sql(`UPDATE ewp.jobs SET status = 'cancelled', finished_at = now() WHERE id = ${other}`);
+});
+
 itest(() => fx, 'a worker killed with kill -9 mid-request: after the lease another worker delivers the job', async () => {
   let hung;
   behaviour.set('m-kill', (req) => {
