@@ -66,6 +66,7 @@ extern const struct api_entry api_factsheet_entry;
 extern const struct api_entry api_omobility_cnr_v1_entry;
 extern const struct api_entry api_omobility_cnr_v2_entry;
 extern const struct api_entry api_omobility_la_cnr_entry;
+extern const struct api_entry api_omobility_la_cnr_stats_entry;
 extern const struct api_entry api_omobilities_get_entry;
 extern const struct api_entry api_omobilities_index_entry;
 extern const struct api_entry api_omobilities_update_entry;

@@ -5,14 +5,13 @@
  * 403; omobility_id, repeatable), and we queue a re-fetch through its
  * Outgoing Mobility LAs API. POST only, signed callers only.
  *
- * v1.1.0 also defines an optional stats endpoint (GET, for the EWP Stats
- * Portal, counts of incoming LAs per academic year). It is not served yet:
- * the SMILE core keeps no learning agreements to count, and publishing
- * counts of nothing would mislead the Stats Portal. stats-url is optional
- * in the manifest entry, so the entry stays valid without it.
+ * v1.1.0 also defines a stats endpoint (for the EWP Stats Portal, counts
+ * of incoming LAs per academic year): api_omobility_la_cnr_stats.c. This
+ * entry's manifest element carries its URL (stats-url).
  */
 #include "api.h"
 #include "api_cnr.h"
+#include "xmlw.h"
 
 #define OLC_NS                                                                                     \
 	"https://github.com/erasmus-without-paper/ewp-specs-api-omobility-la-cnr/tree/stable-v1"
@@ -39,6 +38,18 @@ olc_handle(struct req *rq)
 	api_cnr_handle(rq, &olc, olc_done);
 }
 
+/* <omobility-la-cnr><http-security/><url/><stats-url/><max-omobility-ids/> */
+static int
+olc_manifest(const struct api_entry *e, const struct conf *c, struct buf *out)
+{
+	if (api_manifest_head(e, c, out) == -1 || buf_addstr(out, "<stats-url>") == -1 ||
+	    xmlw_escape(out, c->public_url) == -1 ||
+	    xmlw_escape(out, api_omobility_la_cnr_stats_entry.path) == -1)
+		return -1;
+	return buf_printf(out, "</stats-url><max-omobility-ids>%d</max-omobility-ids></%s>",
+	                  API_CNR_MAX_OMOBILITY_IDS, e->name);
+}
+
 const struct api_entry api_omobility_la_cnr_entry = {
     .name = "omobility-la-cnr",
     .ns = OLC_ENTRY_NS,
@@ -48,5 +59,5 @@ const struct api_entry api_omobility_la_cnr_entry = {
     .signed_only = true,
     .metric = METRICS_API_OMOBILITY_LA_CNR,
     .handle = olc_handle,
-    .manifest = api_cnr_manifest,
+    .manifest = olc_manifest,
 };

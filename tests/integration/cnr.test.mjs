@@ -300,7 +300,9 @@ itest(() => fx, 'cnr: manifest lists the three entries (url, max-omobility-ids, 
     assert.equal(e.attr('version'), api.version);
     assert.equal(e.element(api.entryNs, 'url').text, `${fx.publicUrl}${api.path}`);
     assert.equal(e.element(api.entryNs, 'max-omobility-ids').text, String(MAX_IDS));
-    assert.equal(e.elements(api.entryNs, 'stats-url').length, 0, 'no stats endpoint advertised (not served)');
+    // OLA CNR's stats endpoint: omobility-la-cnr-stats.test.mjs
+    assert.deepEqual(e.elements(api.entryNs, 'stats-url').map((u) => u.text),
+      api === APIS.la ? [`${fx.publicUrl}${api.path}/stats`] : [], 'stats-url');
     assert.ok(e.element(api.entryNs, 'http-security'), 'http-security');
   }
   // Each entry, cut out as a document of its own, passes the official
