@@ -24,7 +24,8 @@ const struct api_entry *const api_table[] = {
     &api_omobility_cnr_v1_entry,
     &api_omobility_cnr_v2_entry,
     &api_omobility_la_cnr_entry,
-    &api_omobility_la_cnr_stats_entry, /* GET, for the EWP Stats Portal */
+    /* its stats endpoint, listed as stats-url in the entry above */
+    &api_omobility_la_cnr_stats_entry,
     &api_omobilities_get_entry,
     &api_omobilities_index_entry,
     &api_omobilities_update_entry,

@@ -286,7 +286,7 @@ itest(() => fx, 'cnr: a job already running does not absorb a new notification (
   assert.deepEqual(js.map((j) => j.status), ['running', 'pending']);
 });
 
-itest(() => fx, 'cnr: manifest lists the three entries (url, max-omobility-ids, httpsig; OLA CNR stats-url), valid against the official and project schemas', async () => {
+itest(() => fx, 'cnr: manifest lists the three entries (url, max-omobility-ids, httpsig), valid against the official and project schemas', async () => {
   const req = { method: 'GET', target: fx.manifestPath, headers: [['Host', fx.hostHeader]] };
   const res = await fx.send(req);
   assertStatus(res, 200, req, 'manifest');
@@ -300,9 +300,9 @@ itest(() => fx, 'cnr: manifest lists the three entries (url, max-omobility-ids, 
     assert.equal(e.attr('version'), api.version);
     assert.equal(e.element(api.entryNs, 'url').text, `${fx.publicUrl}${api.path}`);
     assert.equal(e.element(api.entryNs, 'max-omobility-ids').text, String(MAX_IDS));
-    // OLA CNR v1.1 publishes its stats endpoint (the OMobility CNRs have none)
-    assert.deepEqual(e.elements(api.entryNs, 'stats-url').map((s) => s.text),
-      api.name === 'omobility-la-cnr' ? [`${fx.publicUrl}/ewp/omobility-la-cnr/stats`] : [], 'stats-url');
+    // OLA CNR's stats endpoint: omobility-la-cnr-stats.test.mjs
+    assert.deepEqual(e.elements(api.entryNs, 'stats-url').map((u) => u.text),
+      api === APIS.la ? [`${fx.publicUrl}${api.path}/stats`] : [], 'stats-url');
     assert.ok(e.element(api.entryNs, 'http-security'), 'http-security');
   }
   // Each entry, cut out as a document of its own, passes the official

@@ -1,5 +1,5 @@
 // Hostile and malformed inputs to the mobility APIs (OMobilities v3,
-// OMobility LAs v1.2, IMobilities v2, OLA CNR stats): bad inputs
+// OMobility LAs v1.2, IMobilities v2): bad inputs
 // answered with a precise error-response (never a 500, never a partial
 // write), hostile XML refused, permissions per the specs. One real ewpd,
 // one real PostgreSQL, real signatures; the callers are the fixture's
@@ -184,45 +184,4 @@ itest(() => fx, 'ewpctl mobility list|show: a partner\'s name with line breaks a
   assert.equal(show.stdout.split('\n').filter((l) => /^status\s+approved/.test(l)).length, 0,
     `no forged status line\n${describeRun(show)}`);
   assert.equal(show.stdout.split('\n').filter((l) => l.includes('Forged Row')).length, 1, describeRun(show));
-});
-
-itest(() => fx, 'OLA CNR stats: incoming LAs per receiving academic year (total, some version approved, latest approved / rejected / awaiting), official XSD; GET only', async () => {
-  const LA = `${GH}/ewp-specs-api-omobility-las/blob/stable-v1/endpoints/get-response.xsd`;
-  const la = (id, year, { gone = false } = {}) => {
-    sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
-         family_name, global_id, receiving_academic_year_id, proposal_id)
-         VALUES (${q(PARTNER_HEI)}, ${q(id)}, ${q(HEI_ID)}, false, 'Stat', 'Student', ${q(`urn:x:${id}`)}, ${q(year)}, 'p')`);
-    return sql(`INSERT INTO smile.learning_agreement (mobility_id, header, gone_at)
-         SELECT id, '<la xmlns="${LA}"/>', ${gone ? 'now()' : 'NULL'} FROM smile.mobility
-          WHERE sending_hei_id = ${q(PARTNER_HEI)} AND omobility_id = ${q(id)} RETURNING id`).split('\n')[0];
-  };
-  const version = (laId, kind, proposal = null) => sql(`INSERT INTO smile.la_version (learning_agreement_id, kind, proposal_id, content)
-       VALUES (${laId}, ${q(kind)}, ${proposal ? q(proposal) : 'NULL'}, '<${kind} xmlns="${LA}"/>')`);
-  const year = '2027/2028';
-  version(la('st-awaiting', year), 'changes-proposal', 'cp-a');
-  version(la('st-approved', year), 'first-version');
-  const rejected = la('st-rejected', year);
-  version(rejected, 'first-version');
-  version(rejected, 'changes-proposal', 'cp-r');
-  sql(`INSERT INTO ewp.decisions (mobility_id, kind, proposal_id, comment, decided_by, state, signer_name, signed_at)
-       SELECT id, 'la-comment', 'cp-r', 'course full', 'reviewer', 'accepted', 'A Reviewer', now() FROM smile.mobility
-        WHERE sending_hei_id = ${q(PARTNER_HEI)} AND omobility_id = 'st-rejected'`);
-  version(la('st-gone', year, { gone: true }), 'first-version');
-  version(la('st-old', '2020/2021'), 'first-version');
-
-  const { req, res } = await send({ path: '/ewp/omobility-la-cnr/stats' }, fx.dKey);
-  assertStatus(res, 200, req, 'OLA CNR stats');
-  assertValid(res.body, specPath('ewp-registry-service', 'src', 'main', 'resources', 'schemas',
-    'ewp-specs-api-omobility-la-cnr-v1.1.0', 'endpoints', 'stats-response.xsd'), 'las-incoming-stats-response (official v1.1.0)');
-  const ns = `${GH}/ewp-specs-api-omobility-la-cnr/tree/stable-v1/endpoints/stats-response.xsd`;
-  const root = parseXml(res.body);
-  assert.equal(root.local, 'las-incoming-stats-response');
-  const years = root.elements(ns, 'academic-year-la-stats');
-  const got = Object.fromEntries(years.map((y) => [y.element(ns, 'receiving-academic-year-id').text,
-    ['total', 'some-version-approved', 'latest-version-approved', 'latest-version-rejected', 'latest-version-awaiting']
-      .map((n) => Number(y.element(ns, `la-incoming-${n}`).text))]));
-  assert.deepEqual(got[year], [3, 2, 1, 1, 1], `counts for ${year}${exchange(req, res)}`);
-  assert.equal(got['2020/2021'], undefined, 'years before 2021/2022 are not reported');
-  const post = await send({ method: 'POST', path: '/ewp/omobility-la-cnr/stats', body: '', contentType: 'application/x-www-form-urlencoded' });
-  assertErrorResponse(post.res, 405, post.req, 'POST stats');
 });
