@@ -47,10 +47,11 @@ struct omob_call {
 
 /*
  * Calls endpoint url_name ("get-url", "index-url") of the job's partner
- * with form (copied), validating against schema_dir/xsd_name. On any
- * failure the job is ended and the call freed; got is called only with a
- * valid document. arg (malloc'ed or NULL) is kept in c->arg and freed
- * with the call, or at once when the call cannot start.
+ * with form (copied), validating against schema_dir/xsd_name (a string
+ * literal: lent until the call ends). On any failure the job is ended
+ * and the call freed; got is called only with a valid document. arg
+ * (malloc'ed or NULL) is kept in c->arg and freed with the call, or at
+ * once when the call cannot start.
  */
 void omob_call_start(struct jobs_run *run, const char *url_name, const char *form,
                      const char *xsd_name, size_t max_response, omob_got_cb *got, void *arg);
