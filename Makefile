@@ -54,7 +54,7 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/jobs_index_omobilities.c gateway/jobs_resync.c gateway/api/api_omobility_las.c \
 	gateway/api/api_omobility_las_update.c gateway/jobs_refetch_las.c gateway/jobs_update.c \
 	gateway/api/api_imobilities.c gateway/api/api_imobility_cnr.c gateway/jobs_refetch_imobilities.c \
-	gateway/api/api_omobility_la_cnr_stats.c
+	gateway/api/api_omobility_la_cnr_stats.c gateway/jobs_call.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
@@ -100,7 +100,7 @@ $(BUILD)/tests/test_jobs: $(BUILD)/gateway/jobs.o $(BUILD)/gateway/jobs_cnr.o \
 	$(BUILD)/gateway/jobs_refetch.o $(BUILD)/gateway/jobs_refetch_omobilities.o \
 	$(BUILD)/gateway/jobs_index.o $(BUILD)/gateway/jobs_index_omobilities.o \
 	$(BUILD)/gateway/jobs_resync.o $(BUILD)/gateway/jobs_refetch_las.o $(BUILD)/gateway/jobs_update.o \
-	$(BUILD)/gateway/jobs_refetch_imobilities.o
+	$(BUILD)/gateway/jobs_refetch_imobilities.o $(BUILD)/gateway/jobs_call.o
 
 deps:
 	@.ci/install-deps.sh

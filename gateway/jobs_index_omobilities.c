@@ -104,11 +104,11 @@ jobs_index_omobilities_start(struct jobs_run *run)
 		since = form_get(&f, "modified_since");
 	st->full = since == NULL;
 	buf_init(&b, 4096);
-	rc = omob_form_add(&b, "sending_hei_id", job->hei_id);
+	rc = jobs_call_form_add(&b, "sending_hei_id", job->hei_id);
 	if (rc == 0)
-		rc = omob_form_add(&b, "receiving_hei_id", d->conf->hei_id);
+		rc = jobs_call_form_add(&b, "receiving_hei_id", d->conf->hei_id);
 	if (rc == 0 && since != NULL)
-		rc = omob_form_add(&b, "modified_since", since);
+		rc = jobs_call_form_add(&b, "modified_since", since);
 	form_free(&f);
 	if (rc == -1) {
 		buf_free(&b);

@@ -4,11 +4,12 @@
  * re-sync, index for the re-sync), shared by jobs_refetch_omobilities.c
  * and jobs_index_omobilities.c.
  *
- * omob_call_start() finds the partner's OMobilities v3 endpoint in the
- * cached catalogue (none: the job ends 'no-cnr-api', the engine's "no
- * such API" state, with a readable error), POSTs the form signed, checks
- * the answer (transport, response signature, status, XML, our intake
- * schema) and writes the exchange to the message log with the job's id.
+ * omob_call_start() makes the call with jobs_call.h: the partner's
+ * OMobilities v3 endpoint from the cached catalogue (none: the job ends
+ * 'no-cnr-api', the engine's "no such API" state, with a readable error),
+ * the form POSTed signed, the answer checked (transport, response
+ * signature, status, XML, our intake schema) and the exchange written to
+ * the message log with the job's id.
  * Timeouts, connection errors, 5xx, refused signatures, malformed or
  * schema-invalid documents end the job 'retry'; a 4xx ends it
  * 'rejected' with the partner's developer-message. A good answer goes to
@@ -20,9 +21,8 @@
 
 #include <libxml/tree.h>
 
-#include "buf.h"
 #include "jobs.h"
-#include "msglog.h"
+#include "jobs_call.h"
 
 #define OMOB_ENTRY_NS                                                                              \
 	"https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/"       \
@@ -31,7 +31,6 @@
 #define OMOB_INDEX_MAX_RESPONSE (16 * 1024 * 1024)
 
 struct omob_call;
-struct snap;
 struct db_query;
 
 /* A schema-valid answer: body (NUL-terminated) and its parsed tree, lent. */
@@ -39,26 +38,20 @@ typedef void omob_got_cb(struct omob_call *c, xmlDocPtr doc, const char *body, s
 
 struct omob_call {
 	struct jobs_run *run;
-	struct snap *snap;  /* the catalogue the call was made with */
-	struct db_query *q; /* the caller's pending query, cancelled with the call */
-	void *arg;          /* the caller's */
+	struct jobs_call call; /* call.snap: the catalogue the call was made with */
+	struct db_query *q;    /* the caller's pending query, cancelled with the call */
+	void *arg;             /* the caller's */
 	/* private */
-	struct httpc_req *req;
 	omob_got_cb *got;
-	const char *xsd_name;
-	size_t max_response;
-	const char *partner[1];
-	char api_name[64], api_version[32];
-	struct msglog_entry log;
-	enum msglog_validation log_validation;
 };
 
 /*
  * Calls endpoint url_name ("get-url", "index-url") of the job's partner
- * with form (copied), validating against schema_dir/xsd_name. On any
- * failure the job is ended and the call freed; got is called only with a
- * valid document. arg (malloc'ed or NULL) is kept in c->arg and freed
- * with the call, or at once when the call cannot start.
+ * with form (copied), validating against schema_dir/xsd_name (a string
+ * literal: lent until the call ends). On any failure the job is ended
+ * and the call freed; got is called only with a valid document. arg
+ * (malloc'ed or NULL) is kept in c->arg and freed with the call, or at
+ * once when the call cannot start.
  */
 void omob_call_start(struct jobs_run *run, const char *url_name, const char *form,
                      const char *xsd_name, size_t max_response, omob_got_cb *got, void *arg);
@@ -66,8 +59,6 @@ void omob_call_start(struct jobs_run *run, const char *url_name, const char *for
 void omob_call_free(struct omob_call *c);
 /* The job's cancel(): frees the call kept as the run's data. */
 void omob_call_cancel(struct jobs_run *run);
-/* "name=value" URL-encoded, appended to b with '&' when b is not empty. */
-int omob_form_add(struct buf *b, const char *name, const char *value) EWP_MUSTCHECK;
 
 /* The nightly re-sync of a worker (jobs_resync.c); NULL without database. */
 struct jobs_resync;

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <libxml/tree.h>
 
 #include "daemon.h"
@@ -29,252 +28,60 @@
 #include "form.h"
 #include "httpc.h"
 #include "jobs.h"
-#include "jobs_int.h"
+#include "jobs_call.h"
 #include "jobs_omobilities.h"
 #include "log.h"
-#include "msglog.h"
 #include "xmalloc.h"
 #include "xml.h"
 
-#define OMOB_XSD_CACHE 4
-#define OMOB_ERR_LEN   1800
-
-/*
- * Our intake schemas, compiled once per process and path ([ewp]
- * schema_dir may change on reload: a new path is compiled anew).
- */
-static struct omob_xsd {
-	char *path;
-	struct xsd *xsd;
-} omob_xsds[OMOB_XSD_CACHE];
-
-static struct xsd *
-omob_xsd(const char *dir, const char *name, char *err, size_t errlen)
-{
-	char *path = xasprintf("%s/%s", dir, name);
-	struct xsd *x;
-	size_t i;
-
-	for (i = 0; i < OMOB_XSD_CACHE && omob_xsds[i].path; i++)
-		if (strcmp(omob_xsds[i].path, path) == 0) {
-			free(path);
-			return omob_xsds[i].xsd;
-		}
-	if ((x = xsd_load(path, err, errlen)) == NULL) {
-		free(path);
-		return NULL;
-	}
-	if (i == OMOB_XSD_CACHE) { /* full: the oldest goes */
-		free(omob_xsds[0].path);
-		xsd_free(omob_xsds[0].xsd);
-		memmove(&omob_xsds[0], &omob_xsds[1], sizeof(omob_xsds[0]) * (OMOB_XSD_CACHE - 1));
-		i = OMOB_XSD_CACHE - 1;
-	}
-	omob_xsds[i].path = path;
-	omob_xsds[i].xsd = x;
-	return x;
-}
-
-int
-omob_form_add(struct buf *b, const char *name, const char *value)
-{
-	char *e = curl_easy_escape(NULL, value, 0);
-	int rc;
-
-	if (e == NULL)
-		return -1;
-	rc = buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, e);
-	curl_free(e);
-	return rc;
-}
-
-/* ": <developer-message>" of an <error-response>, or "". */
-static void
-omob_developer_message(const struct httpc_result *res, size_t max, char *out, size_t outlen)
-{
-	char xerr[64];
-	xmlDocPtr doc;
-	xmlNode *root;
-
-	out[0] = '\0';
-	if (res->body_len == 0 ||
-	    (doc = xml_parse(res->body, res->body_len, max, xerr, sizeof(xerr))) == NULL)
-		return;
-	if ((root = xmlDocGetRootElement(doc)) != NULL)
-		for (xmlNode *n = root->children; n; n = n->next)
-			if (n->type == XML_ELEMENT_NODE &&
-			    strcmp((const char *)n->name, "developer-message") == 0) {
-				xmlChar *t = xmlNodeGetContent(n);
-
-				snprintf(out, outlen, ": %.1200s", t ? (const char *)t : "");
-				xmlFree(t);
-				break;
-			}
-	xmlFreeDoc(doc);
-}
-
-/*
- * The verdict on an answer: JOBS_SUCCESS with *doc set (schema-valid), or
- * the outcome to end the job with and err set.
- */
-static enum jobs_outcome
-omob_check(struct omob_call *c, const struct httpc_result *res, xmlDocPtr *doc, char *err,
-           size_t errlen)
-{
-	struct ewpd *d = jobs_run_daemon(c->run);
-	char dev[1300], xerr[900];
-	struct xsd *xsd;
-	long st = res->status;
-
-	*doc = NULL;
-	if (res->error != HTTPC_ERR_NONE) {
-		snprintf(err, errlen, "%s: %s", httpc_error_name(res->error), res->error_message);
-		return JOBS_RETRY;
-	}
-	if (st >= 400 && st < 500) {
-		omob_developer_message(res, c->max_response, dev, sizeof(dev));
-		snprintf(err, errlen, "HTTP %ld%.1300s%s%.300s%s", st, dev,
-		         res->verified ? "" : " (response signature refused: ",
-		         res->verified ? "" : (res->verdict ? res->verdict->message : "no verdict"),
-		         res->verified ? "" : ")");
-		return JOBS_REJECTED;
-	}
-	if (!res->verified) {
-		snprintf(err, errlen, "HTTP %ld, response signature refused: %.300s", st,
-		         res->verdict ? res->verdict->message : "no verdict");
-		return JOBS_RETRY;
-	}
-	if (st != 200) {
-		omob_developer_message(res, c->max_response, dev, sizeof(dev));
-		snprintf(err, errlen, "HTTP %ld%s", st, dev);
-		return JOBS_RETRY;
-	}
-	if ((xsd = omob_xsd(d->conf->schema_dir, c->xsd_name, xerr, sizeof(xerr))) == NULL) {
-		snprintf(err, errlen, "cannot load our schema %s (see [ewp] schema_dir): %s",
-		         c->xsd_name, xerr);
-		return JOBS_RETRY;
-	}
-	*doc = xml_parse(res->body, res->body_len, c->max_response, xerr, sizeof(xerr));
-	if (*doc == NULL) {
-		snprintf(err, errlen, "invalid XML: %s", xerr);
-		c->log_validation = MSGLOG_INVALID;
-		return JOBS_RETRY;
-	}
-	if (xsd_validate(xsd, *doc, xerr, sizeof(xerr)) == -1) {
-		snprintf(err, errlen, "the answer does not match %s: %s", c->xsd_name, xerr);
-		c->log_validation = MSGLOG_INVALID;
-		xmlFreeDoc(*doc);
-		*doc = NULL;
-		return JOBS_RETRY;
-	}
-	c->log_validation = MSGLOG_VALID;
-	return JOBS_SUCCESS;
-}
+#define OMOB_ERR_LEN 1800
 
 static void
-omob_done_cb(const struct httpc_result *res, void *arg)
+omob_done_cb(const struct jobs_call_answer *a, void *arg)
 {
 	struct omob_call *c = arg;
 	struct jobs_run *run = c->run;
-	struct ewpd *d = jobs_run_daemon(run);
-	struct msglog_entry e = c->log;
-	enum jobs_outcome o;
-	xmlDocPtr doc;
-	char err[OMOB_ERR_LEN] = "";
 
-	c->req = NULL;
-	o = omob_check(c, res, &doc, err, sizeof(err));
-	e.method = res->method;
-	e.url = res->url;
-	e.status = (int)res->status;
-	e.duration_ms = res->duration_ms;
-	e.request_id = res->request_id;
-	e.request_headers = res->request_headers;
-	e.nrequest_headers = res->nrequest_headers;
-	e.request_body = res->request_body;
-	e.request_body_len = res->request_body_len;
-	e.response_headers = res->headers;
-	e.nresponse_headers = res->nheaders;
-	e.response_body = res->body;
-	e.response_body_len = res->body_len;
-	e.validation = c->log_validation;
-	if (c->log_validation == MSGLOG_INVALID)
-		e.validation_error = err;
-	e.error = o == JOBS_SUCCESS ? NULL : err;
-	if (d->msglog)
-		msglog_add(d->msglog, &e);
-	if (o != JOBS_SUCCESS) {
+	if (a->outcome != JOBS_SUCCESS) {
 		omob_call_free(c);
-		jobs_done(run, o, res->status > 0 ? (int)res->status : 0, err);
+		jobs_done(run, a->outcome, a->http_status, a->error);
 		return;
 	}
-	c->got(c, doc, res->body, res->body_len);
-	xmlFreeDoc(doc);
+	c->got(c, a->doc, a->res->body, a->res->body_len);
 }
 
 void
 omob_call_start(struct jobs_run *run, const char *url_name, const char *form, const char *xsd_name,
                 size_t max_response, omob_got_cb *got, void *arg)
 {
-	const struct jobs_job *job = jobs_run_job(run);
 	struct ewpd *d = jobs_run_daemon(run);
-	struct httpc_endpoint ep;
 	struct omob_call *c;
-	char err[512] = "";
+	enum jobs_outcome o;
+	char err[512] = "", msg[700];
 
-	if (d->snap == NULL) {
-		free(arg);
-		jobs_done(run, JOBS_RETRY, 0, "no catalogue loaded yet");
-		return;
-	}
-	if (d->db == NULL) {
+	if (d->snap != NULL && d->db == NULL) {
 		free(arg);
 		jobs_done(run, JOBS_RETRY, 0, "no database");
 		return;
 	}
-	if (httpc_endpoint(d->snap->reg, job->hei_id, OMOB_ENTRY_NS, url_name, &ep, err,
-	                   sizeof(err)) == -1) {
-		char msg[700];
-
-		snprintf(msg, sizeof(msg), "no Outgoing Mobilities v3 %s to call: %s", url_name,
-		         err);
-		free(arg);
-		jobs_done(run, JOBS_NO_API, 0, msg);
-		return;
-	}
+	struct jobs_call_spec s = {
+	    .ns = {OMOB_ENTRY_NS},
+	    .url_name = url_name,
+	    .body = form,
+	    .max_response = max_response,
+	    .xsd = xsd_name,
+	};
 	c = xcalloc(1, sizeof(*c));
 	c->run = run;
-	c->snap = snap_ref(d->snap);
 	c->arg = arg;
 	c->got = got;
-	c->xsd_name = xsd_name;
-	c->max_response = max_response;
-	c->partner[0] = job->hei_id;
-	snprintf(c->api_name, sizeof(c->api_name), "%s", ep.api->name);
-	snprintf(c->api_version, sizeof(c->api_version), "%s", ep.api->version);
-	c->log.outbound = true;
-	c->log.partner_heis = c->partner;
-	c->log.npartner_heis = 1;
-	c->log.api = c->api_name;
-	c->log.api_version = c->api_version[0] ? c->api_version : NULL;
-	c->log.key_id = keys_priv_keyid(d->client_key);
-	c->log.job_id = job->id;
-	msglog_entry_start(&c->log);
-	struct httpc_params p = {
-	    .method = "POST",
-	    .url = ep.url,
-	    .body = form,
-	    .body_len = strlen(form),
-	    .key = d->client_key,
-	    .reg = c->snap->reg,
-	    .timeout_ms = (long)d->conf->jobs_timeout * 1000,
-	    .max_response_bytes = max_response,
-	};
 	jobs_run_set_data(run, c);
-	c->req = httpc_request(jobs_run_httpc(run), &p, omob_done_cb, c, err, sizeof(err));
-	if (c->req == NULL) {
+	if (jobs_call_start(&c->call, run, &s, omob_done_cb, c, &o, err, sizeof(err)) == -1) {
+		if (o == JOBS_NO_API)
+			snprintf(msg, sizeof(msg), "no Outgoing Mobilities v3 %s to call: %s",
+			         url_name, err);
 		omob_call_free(c);
-		jobs_done(run, JOBS_RETRY, 0, err);
+		jobs_done(run, o, 0, o == JOBS_NO_API ? msg : err);
 	}
 }
 
@@ -284,10 +91,9 @@ omob_call_free(struct omob_call *c)
 	if (c == NULL)
 		return;
 	jobs_run_set_data(c->run, NULL);
-	httpc_cancel(c->req);
+	jobs_call_reset(&c->call);
 	if (c->q)
 		db_query_cancel(c->q);
-	snap_unref(c->snap);
 	free(c->arg);
 	free(c);
 }
@@ -361,7 +167,7 @@ refetch_got(struct omob_call *c, xmlDocPtr doc, const char *body, size_t len)
 {
 	const struct jobs_job *job = jobs_run_job(c->run);
 	struct ewpd *d = jobs_run_daemon(c->run);
-	const char *name = registry_hei_name(c->snap->reg, job->hei_id);
+	const char *name = registry_hei_name(c->call.snap->reg, job->hei_id);
 	char *utf8;
 	size_t n;
 
@@ -388,8 +194,8 @@ jobs_refetch_omobilities_start(struct jobs_run *run)
 	if (form_parse(job->form, strlen(job->form), &f, err, sizeof(err)) == 0)
 		sending = form_get(&f, "sending_hei_id");
 	buf_init(&b, 4096);
-	if (omob_form_add(&b, "sending_hei_id", sending ? sending : job->hei_id) == -1 ||
-	    omob_form_add(&b, "omobility_id", job->dedupe_key) == -1) {
+	if (jobs_call_form_add(&b, "sending_hei_id", sending ? sending : job->hei_id) == -1 ||
+	    jobs_call_form_add(&b, "omobility_id", job->dedupe_key) == -1) {
 		form_free(&f);
 		buf_free(&b);
 		jobs_done(run, JOBS_CANCELLED, 0, "omobility_id too large for a request");

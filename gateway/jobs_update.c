@@ -32,15 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/tree.h>
-
 #include "daemon.h"
 #include "db.h"
 #include "httpc.h"
 #include "jobs.h"
-#include "jobs_int.h"
+#include "jobs_call.h"
 #include "log.h"
-#include "msglog.h"
 #include "xmalloc.h"
 #include "xml.h"
 
@@ -71,27 +68,23 @@ static const char answered_sql[] = "SELECT ewp.decision_answered("
 struct update_call {
 	struct jobs_run *run;
 	struct db_query *q;
-	struct httpc_req *req;
-	struct snap *snap;
-	struct msglog_entry log;
-	const char *partner[1];
-	char api_name[64], api_version[32];
-	char *body;
-	/* the outcome, kept while ewp.decision_answered() runs */
+	struct jobs_call call;
+	/* the answer, kept while ewp.decision_answered() runs */
+	const char *state; /* for ewp.decision_answered(); NULL: not to record */
+	char msg[UPDATE_MAX_MESSAGE + 16];
 	enum jobs_outcome outcome;
 	int http_status;
-	char err[1800];
+	char err[JOBS_CALL_ERR_LEN];
 };
 
 static void
 update_free(struct update_call *c)
 {
-	snap_unref(c->snap);
-	free(c->body);
+	jobs_call_reset(&c->call);
 	free(c);
 }
 
-/* Ends the job; c is freed (after jobs_done copied err, which may be c->err). */
+/* Ends the job; c is freed (after the job, since err may be c->err). */
 static void
 update_finish(struct update_call *c, enum jobs_outcome o, int http_status, const char *err)
 {
@@ -105,33 +98,13 @@ update_finish(struct update_call *c, enum jobs_outcome o, int http_status, const
 /*
  * The text of the first child of the response's root named `name`
  * ("developer-message", "user-message", "success-user-message"), in
- * out; false when there is none.
+ * out (UPDATE_MAX_MESSAGE + 1 bytes at least); false when there is none.
  */
 static bool
-update_message(const struct httpc_result *res, const char *name, char *out, size_t outlen)
+update_message(const struct httpc_result *res, const char *name, char *out)
 {
-	char xerr[64];
-	xmlDocPtr doc;
-	xmlNode *root;
-	bool found = false;
-
-	out[0] = '\0';
-	if (res->body_len == 0 || (doc = xml_parse(res->body, res->body_len, UPDATE_MAX_RESPONSE,
-	                                           xerr, sizeof(xerr))) == NULL)
-		return false;
-	if ((root = xmlDocGetRootElement(doc)) != NULL)
-		for (xmlNode *n = root->children; n && !found; n = n->next)
-			if (n->type == XML_ELEMENT_NODE &&
-			    strcmp((const char *)n->name, name) == 0) {
-				xmlChar *t = xmlNodeGetContent(n);
-
-				snprintf(out, outlen, "%.*s", UPDATE_MAX_MESSAGE,
-				         t ? (const char *)t : "");
-				xmlFree(t);
-				found = true;
-			}
-	xmlFreeDoc(doc);
-	return found;
+	return xml_root_child_text(res->body, res->body_len, UPDATE_MAX_RESPONSE, name, out,
+	                           UPDATE_MAX_MESSAGE + 1);
 }
 
 static void
@@ -153,77 +126,68 @@ update_answered_cb(PGresult *res, const char *err, void *arg)
 	update_finish(c, c->outcome, c->http_status, c->err);
 }
 
-static void
-update_http_cb(const struct httpc_result *res, void *arg)
+/* The jobs_call judge: a 409 is a conflict, a 2xx needs a verified signature. */
+static enum jobs_outcome
+update_judge(const struct httpc_result *res, void *arg, char *err, size_t errlen)
 {
 	struct update_call *c = arg;
-	struct jobs_run *run = c->run;
-	struct ewpd *d = jobs_run_daemon(run);
-	struct msglog_entry *e = &c->log;
-	const char *state = NULL; /* for ewp.decision_answered() */
-	char msg[UPDATE_MAX_MESSAGE + 16] = "", sigerr[400] = "";
+	char *msg = c->msg, sigerr[400] = "";
 	long st = res->status;
+	enum jobs_outcome o;
 
-	c->req = NULL;
-	c->err[0] = '\0';
+	c->state = NULL;
+	msg[0] = '\0';
 	if (res->error == HTTPC_ERR_NONE && !res->verified)
 		snprintf(sigerr, sizeof(sigerr), " (response signature refused: %.300s)",
 		         res->verdict ? res->verdict->message : "no verdict");
 	if (res->error != HTTPC_ERR_NONE) {
-		c->outcome = JOBS_RETRY;
-		snprintf(c->err, sizeof(c->err), "%s: %s", httpc_error_name(res->error),
-		         res->error_message);
+		o = JOBS_RETRY;
+		snprintf(err, errlen, "%s: %s", httpc_error_name(res->error), res->error_message);
 	} else if (st >= 200 && st < 300 && res->verified) {
-		c->outcome = JOBS_SUCCESS;
-		state = "accepted";
-		update_message(res, "success-user-message", msg, sizeof(msg));
+		o = JOBS_SUCCESS;
+		c->state = "accepted";
+		update_message(res, "success-user-message", msg);
 	} else if (st >= 200 && st < 300) {
-		c->outcome = JOBS_RETRY;
-		snprintf(c->err, sizeof(c->err), "HTTP %ld%s", st, sigerr);
+		o = JOBS_RETRY;
+		snprintf(err, errlen, "HTTP %ld%s", st, sigerr);
 	} else if (st == 409) {
-		c->outcome = JOBS_REJECTED;
-		state = "conflict";
-		if (!update_message(res, "user-message", msg, sizeof(msg)))
-			update_message(res, "developer-message", msg, sizeof(msg));
-		snprintf(c->err, sizeof(c->err), "HTTP 409 (the proposal changed meanwhile)%s%s%s",
+		o = JOBS_REJECTED;
+		c->state = "conflict";
+		if (!update_message(res, "user-message", msg))
+			update_message(res, "developer-message", msg);
+		snprintf(err, errlen, "HTTP 409 (the proposal changed meanwhile)%s%s%s",
 		         msg[0] ? ": " : "", msg, sigerr);
 	} else if (st >= 400 && st < 500) {
-		c->outcome = JOBS_REJECTED;
-		state = "refused";
-		update_message(res, "developer-message", msg, sizeof(msg));
-		snprintf(c->err, sizeof(c->err), "HTTP %ld%s%s%s", st, msg[0] ? ": " : "", msg,
-		         sigerr);
+		o = JOBS_REJECTED;
+		c->state = "refused";
+		update_message(res, "developer-message", msg);
+		snprintf(err, errlen, "HTTP %ld%s%s%s", st, msg[0] ? ": " : "", msg, sigerr);
 	} else {
 		char dev[UPDATE_MAX_MESSAGE + 1];
 
-		c->outcome = JOBS_RETRY;
-		update_message(res, "developer-message", dev, sizeof(dev));
-		snprintf(c->err, sizeof(c->err), "HTTP %ld%s%s%s", st, dev[0] ? ": " : "", dev,
-		         sigerr);
+		o = JOBS_RETRY;
+		update_message(res, "developer-message", dev);
+		snprintf(err, errlen, "HTTP %ld%s%s%s", st, dev[0] ? ": " : "", dev, sigerr);
 	}
-	c->http_status = st > 0 ? (int)st : 0;
-	e->method = res->method;
-	e->url = res->url;
-	e->status = (int)st;
-	e->duration_ms = res->duration_ms;
-	e->request_id = res->request_id;
-	e->request_headers = res->request_headers;
-	e->nrequest_headers = res->nrequest_headers;
-	e->request_body = res->request_body;
-	e->request_body_len = res->request_body_len;
-	e->response_headers = res->headers;
-	e->nresponse_headers = res->nheaders;
-	e->response_body = res->body;
-	e->response_body_len = res->body_len;
-	e->error = c->err[0] ? c->err : NULL;
-	msglog_add(d->msglog, e);
-	if (state == NULL) {
+	return o;
+}
+
+static void
+update_http_cb(const struct jobs_call_answer *a, void *arg)
+{
+	struct update_call *c = arg;
+	struct ewpd *d = jobs_run_daemon(c->run);
+	const char *p[4] = {jobs_run_job(c->run)->payload, c->state, NULL,
+	                    c->msg[0] ? c->msg : NULL};
+	char sts[16];
+
+	c->outcome = a->outcome;
+	c->http_status = a->http_status;
+	snprintf(c->err, sizeof(c->err), "%s", a->error ? a->error : "");
+	if (c->state == NULL) {
 		update_finish(c, c->outcome, c->http_status, c->err);
 		return;
 	}
-	const char *p[4] = {jobs_run_job(run)->payload, state, NULL, msg[0] ? msg : NULL};
-	char sts[16];
-
 	snprintf(sts, sizeof(sts), "%d", c->http_status);
 	p[2] = sts;
 	c->q = db_query(d->db, answered_sql, 4, p, update_answered_cb, c);
@@ -235,9 +199,8 @@ update_loaded_cb(PGresult *res, const char *err, void *arg)
 	struct update_call *c = arg;
 	struct jobs_run *run = c->run;
 	const struct jobs_job *job = jobs_run_job(run);
-	struct ewpd *d = jobs_run_daemon(run);
 	const struct update_api *api = NULL;
-	struct httpc_endpoint ep;
+	enum jobs_outcome o;
 	char buf[700] = "";
 	const char *state;
 
@@ -265,48 +228,26 @@ update_loaded_cb(PGresult *res, const char *err, void *arg)
 		update_finish(c, JOBS_CANCELLED, 0, "the decision names no update API ewpd knows");
 		return;
 	}
-	if (d->snap == NULL) {
-		update_finish(c, JOBS_RETRY, 0, "no catalogue loaded yet");
-		return;
-	}
-	if (httpc_endpoint(d->snap->reg, PQgetvalue(res, 0, 1), api->ns, "update-url", &ep, buf,
-	                   sizeof(buf)) == -1) {
+	struct jobs_call_spec s = {
+	    .ns = {api->ns},
+	    .url_name = "update-url",
+	    .hei_id = PQgetvalue(res, 0, 1),
+	    .body = PQgetvalue(res, 0, 4),
+	    .content_type = "text/xml; charset=utf-8",
+	    .max_response = UPDATE_MAX_RESPONSE,
+	    .judge = update_judge,
+	};
+	if (jobs_call_start(&c->call, run, &s, update_http_cb, c, &o, buf, sizeof(buf)) == -1) {
 		char why[1200];
 
-		snprintf(why, sizeof(why),
-		         "%s publishes no update endpoint of %s (update-url) in the catalogue: the "
-		         "decision cannot be sent (%s)",
-		         PQgetvalue(res, 0, 1), api->label, buf[0] ? buf : "HEI unknown");
-		update_finish(c, JOBS_NO_API, 0, why);
-		return;
+		if (o == JOBS_NO_API)
+			snprintf(
+			    why, sizeof(why),
+			    "%s publishes no update endpoint of %s (update-url) in the catalogue: "
+			    "the decision cannot be sent (%s)",
+			    PQgetvalue(res, 0, 1), api->label, buf[0] ? buf : "HEI unknown");
+		update_finish(c, o, 0, o == JOBS_NO_API ? why : buf);
 	}
-	c->body = xstrdup(PQgetvalue(res, 0, 4));
-	c->snap = snap_ref(d->snap);
-	c->partner[0] = job->hei_id;
-	snprintf(c->api_name, sizeof(c->api_name), "%s", ep.api->name);
-	snprintf(c->api_version, sizeof(c->api_version), "%s", ep.api->version);
-	c->log.outbound = true;
-	c->log.partner_heis = c->partner;
-	c->log.npartner_heis = 1;
-	c->log.api = c->api_name;
-	c->log.api_version = c->api_version[0] ? c->api_version : NULL;
-	c->log.key_id = keys_priv_keyid(d->client_key);
-	c->log.job_id = job->id;
-	msglog_entry_start(&c->log);
-	struct httpc_params p = {
-	    .method = "POST",
-	    .url = ep.url,
-	    .body = c->body,
-	    .body_len = strlen(c->body),
-	    .content_type = "text/xml; charset=utf-8",
-	    .key = d->client_key,
-	    .reg = c->snap->reg,
-	    .timeout_ms = (long)d->conf->jobs_timeout * 1000,
-	    .max_response_bytes = UPDATE_MAX_RESPONSE,
-	};
-	c->req = httpc_request(jobs_run_httpc(run), &p, update_http_cb, c, buf, sizeof(buf));
-	if (c->req == NULL)
-		update_finish(c, JOBS_RETRY, 0, buf);
 }
 
 static void
@@ -330,7 +271,6 @@ update_cancel(struct jobs_run *run)
 		return;
 	if (c->q)
 		db_query_cancel(c->q);
-	httpc_cancel(c->req);
 	jobs_run_set_data(run, NULL);
 	update_free(c);
 }

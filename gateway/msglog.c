@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "db.h"
+#include "httpc.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,6 +45,24 @@ msglog_entry_start(struct msglog_entry *e)
 	gettimeofday(&tv, NULL);
 	e->started = tv.tv_sec;
 	e->started_us = tv.tv_usec;
+}
+
+void
+msglog_entry_exchange(struct msglog_entry *e, const struct httpc_result *res)
+{
+	e->method = res->method;
+	e->url = res->url;
+	e->status = (int)res->status;
+	e->duration_ms = res->duration_ms;
+	e->request_id = res->request_id;
+	e->request_headers = res->request_headers;
+	e->nrequest_headers = res->nrequest_headers;
+	e->request_body = res->request_body;
+	e->request_body_len = res->request_body_len;
+	e->response_headers = res->headers;
+	e->nresponse_headers = res->nheaders;
+	e->response_body = res->body;
+	e->response_body_len = res->body_len;
 }
 
 static bool

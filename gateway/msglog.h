@@ -83,6 +83,13 @@ struct msglog_entry {
 
 /* Start time of an entry: now. */
 void msglog_entry_start(struct msglog_entry *e);
+struct httpc_result;
+/*
+ * Copies what an outbound exchange sent and received (method, URL,
+ * status, duration, request id, headers and bodies) from res into e;
+ * the pointers are lent with res.
+ */
+void msglog_entry_exchange(struct msglog_entry *e, const struct httpc_result *res);
 /* Appends e as one JSON object for MSGLOG_INSERT_SQL; bodies cut at body_max. */
 int msglog_entry_json(struct buf *out, const struct msglog_entry *e, size_t body_max) EWP_MUSTCHECK;
 

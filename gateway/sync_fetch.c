@@ -20,28 +20,16 @@
 #include "xmalloc.h"
 #include "xml.h"
 
-/* The developer-message of an <error-response>, or "". */
+/* ": <developer-message>" of an <error-response>, or "". */
 static void
 developer_message(const struct httpc_result *res, char *out, size_t outlen)
 {
-	char xerr[64];
-	xmlDocPtr doc;
-	xmlNode *n;
+	char dev[301];
 
 	out[0] = '\0';
-	if (res->body_len == 0 || (doc = xml_parse(res->body, res->body_len, SYNC_MAX_RESPONSE,
-	                                           xerr, sizeof(xerr))) == NULL)
-		return;
-	for (n = xmlDocGetRootElement(doc)->children; n; n = n->next)
-		if (n->type == XML_ELEMENT_NODE &&
-		    strcmp((const char *)n->name, "developer-message") == 0) {
-			xmlChar *t = xmlNodeGetContent(n);
-
-			snprintf(out, outlen, ": %.300s", t ? (const char *)t : "");
-			xmlFree(t);
-			break;
-		}
-	xmlFreeDoc(doc);
+	if (xml_root_child_text(res->body, res->body_len, SYNC_MAX_RESPONSE, "developer-message",
+	                        dev, sizeof(dev)))
+		snprintf(out, outlen, ": %s", dev);
 }
 
 /* Checks the answer (transport, signature, status, XML, schema) into c. */
@@ -92,19 +80,7 @@ call_done(const struct httpc_result *res, void *arg)
 
 	c->done = true;
 	call_check(c, res);
-	e->method = res->method;
-	e->url = res->url;
-	e->status = (int)res->status;
-	e->duration_ms = res->duration_ms;
-	e->request_id = res->request_id;
-	e->request_headers = res->request_headers;
-	e->nrequest_headers = res->nrequest_headers;
-	e->request_body = res->request_body;
-	e->request_body_len = res->request_body_len;
-	e->response_headers = res->headers;
-	e->nresponse_headers = res->nheaders;
-	e->response_body = res->body;
-	e->response_body_len = res->body_len;
+	msglog_entry_exchange(e, res);
 	if (e->validation == MSGLOG_INVALID)
 		e->validation_error = c->err;
 	e->error = c->doc ? NULL : c->err;

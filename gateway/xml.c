@@ -731,3 +731,29 @@ xml_dump(xmlDocPtr doc, char **out, size_t *len)
 	*out = (char *)mem;
 	*len = (size_t)n;
 }
+
+bool
+xml_root_child_text(const char *data, size_t len, size_t max_len, const char *name, char *out,
+                    size_t outlen)
+{
+	char xerr[64];
+	xmlDocPtr doc;
+	xmlNode *root;
+	bool found = false;
+
+	out[0] = '\0';
+	if (len == 0 || (doc = xml_parse(data, len, max_len, xerr, sizeof(xerr))) == NULL)
+		return false;
+	if ((root = xmlDocGetRootElement(doc)) != NULL)
+		for (xmlNode *n = root->children; n && !found; n = n->next)
+			if (n->type == XML_ELEMENT_NODE &&
+			    strcmp((const char *)n->name, name) == 0) {
+				xmlChar *t = xmlNodeGetContent(n);
+
+				snprintf(out, outlen, "%s", t ? (const char *)t : "");
+				xmlFree(t);
+				found = true;
+			}
+	xmlFreeDoc(doc);
+	return found;
+}

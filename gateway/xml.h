@@ -76,4 +76,13 @@ char *xml_text(const xmlNode *n);
 /* Serialises doc (UTF-8, XML declaration); caller frees *out with xmlFree. */
 void xml_dump(xmlDocPtr doc, char **out, size_t *len);
 
+/*
+ * The text of the first child element of the root named `name` (any
+ * namespace) of the document data (a partner's <error-response>:
+ * "developer-message", "user-message"...), cut to fit out; false, with
+ * out "", when data is empty, not XML, or has no such child.
+ */
+bool xml_root_child_text(const char *data, size_t len, size_t max_len, const char *name, char *out,
+                         size_t outlen);
+
 #endif

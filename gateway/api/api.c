@@ -201,6 +201,50 @@ api_digits(const char *s, size_t n, int *out)
 	return true;
 }
 
+static bool
+api_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/*
+ * Whether s is an xs:dateTime with a time part, as modified_since must be:
+ * YYYY-MM-DDThh:mm:ss[.f+][Z|(+|-)hh:mm], fields in range.
+ */
+bool
+api_datetime_ok(const char *s)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, th, tm;
+	size_t n = strlen(s), i = 19;
+
+	if (n < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return false;
+	if (!api_digits(s, 4, &y) || !api_digits(s + 5, 2, &mo) || !api_digits(s + 8, 2, &d) ||
+	    !api_digits(s + 11, 2, &h) || !api_digits(s + 14, 2, &mi) ||
+	    !api_digits(s + 17, 2, &sec))
+		return false;
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && api_leap(y)) ||
+	    h > 23 || mi > 59 || sec > 59)
+		return false;
+	if (i < n && s[i] == '.') {
+		size_t start = ++i;
+
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start || i - start > 9)
+			return false;
+	}
+	if (i == n)
+		return true;
+	if (s[i] == 'Z')
+		return i + 1 == n;
+	if ((s[i] != '+' && s[i] != '-') || n - i != 6 || s[i + 3] != ':')
+		return false;
+	return api_digits(s + i + 1, 2, &th) && api_digits(s + i + 4, 2, &tm) && th <= 14 &&
+	       tm <= 59;
+}
+
 void
 api_dispatch(struct req *rq)
 {

@@ -46,6 +46,11 @@ bool api_enabled(const struct api_entry *e, const struct conf *c);
 
 /* n decimal digits at s into *out; false if any is not a digit (date parsing). */
 bool api_digits(const char *s, size_t n, int *out);
+/*
+ * Whether s is an xs:dateTime with a time part, as modified_since must be:
+ * YYYY-MM-DDThh:mm:ss[.f+][Z|(+|-)hh:mm], fields in range.
+ */
+bool api_datetime_ok(const char *s);
 
 /* Routes a request; finishes it in every case. */
 void api_dispatch(struct req *rq);

@@ -19,13 +19,6 @@
 /* The caller's HEIs as a text[] literal into *out (caller frees); -1: too large. */
 int api_omobilities_callers(const struct req *rq, char **out) EWP_MUSTCHECK;
 
-/*
- * Whether s is an xs:dateTime with a time part and every field in range
- * (modified_since of OMobilities and OMobility LAs index): what passes
- * here PostgreSQL reads as a timestamptz.
- */
-bool api_omobilities_datetime_ok(const char *s);
-
 /* Manifest writer of the endpoints listed in another entry's element: nothing. */
 int api_omobilities_no_manifest(const struct api_entry *e, const struct conf *c, struct buf *out);
 

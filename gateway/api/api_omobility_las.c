@@ -231,7 +231,7 @@ las_index_handle(struct req *rq)
 		          type);
 		return;
 	}
-	if (since && !api_omobilities_datetime_ok(since)) {
+	if (since && !api_datetime_ok(since)) {
 		req_error(rq, 400,
 		          "modified_since \"%s\" is not an xs:dateTime (e.g. "
 		          "2019-04-02T15:19:21+01:00)",
