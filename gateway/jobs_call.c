@@ -3,6 +3,7 @@
  * from the catalogue, signed request, verified and judged answer, one
  * message-log row with the job's id (see jobs_call.h).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,22 @@ jobs_call_developer_message(const struct jobs_call *c, const struct httpc_result
 		snprintf(out, outlen, ": %s", dev);
 }
 
+bool
+jobs_call_replay_refused(const struct jobs_call *c, const struct httpc_result *res)
+{
+	char dev[JOBS_CALL_MAX_DEV + 1];
+
+	if (res->error != HTTPC_ERR_NONE || res->status != 400 ||
+	    !xml_root_child_text(res->body, res->body_len, c->max_response, "developer-message",
+	                         dev, sizeof(dev)))
+		return false;
+	for (char *p = dev; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return (strstr(dev, "request-id") || strstr(dev, "request id")) &&
+	       (strstr(dev, "already") || strstr(dev, "replay") || strstr(dev, "reuse") ||
+	        strstr(dev, "duplicate") || strstr(dev, "used"));
+}
+
 /*
  * The default rules (jobs_call.h): the outcome, the reason in err, and
  * on success with a schema the valid document in *doc (caller frees).
@@ -100,6 +117,13 @@ jobs_call_judge(struct jobs_call *c, const struct httpc_result *res, xmlDocPtr *
 	*doc = NULL;
 	if (res->error != HTTPC_ERR_NONE) {
 		snprintf(err, errlen, "%s: %s", httpc_error_name(res->error), res->error_message);
+		return JOBS_RETRY;
+	}
+	if (jobs_call_replay_refused(c, res)) {
+		jobs_call_developer_message(c, res, dev, sizeof(dev));
+		snprintf(err, errlen,
+		         "HTTP %ld%s (taken for a replay: sent again with a new request id)", st,
+		         dev);
 		return JOBS_RETRY;
 	}
 	if (st >= 400 && st < 500) {

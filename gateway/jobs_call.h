@@ -123,4 +123,13 @@ struct xsd *jobs_call_xsd(const char *schema_dir, const char *name, char *err, s
 /* "name=value" URL-encoded, appended to b with '&' when b is not empty. */
 int jobs_call_form_add(struct buf *b, const char *name, const char *value) EWP_MUSTCHECK;
 
+/*
+ * Whether the partner refused the request as a replay of its X-Request-Id
+ * (a 400 whose developer-message says so). It happens when our HTTP client
+ * resends a request on a fresh connection after the first one died with no
+ * answer, the partner having recorded the id meanwhile: the next attempt is
+ * signed again with a new id, so such a 400 is retried, never final.
+ */
+bool jobs_call_replay_refused(const struct jobs_call *c, const struct httpc_result *res);
+
 #endif

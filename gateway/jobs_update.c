@@ -157,6 +157,13 @@ update_judge(const struct httpc_result *res, void *arg, char *err, size_t errlen
 			update_message(res, "developer-message", msg);
 		snprintf(err, errlen, "HTTP 409 (the proposal changed meanwhile)%s%s%s",
 		         msg[0] ? ": " : "", msg, sigerr);
+	} else if (jobs_call_replay_refused(&c->call, res)) {
+		o = JOBS_RETRY; /* our request id taken for a replay: sent again with a new one */
+		update_message(res, "developer-message", msg);
+		snprintf(err, errlen,
+		         "HTTP %ld: %s (taken for a replay: sent again with a new request id)", st,
+		         msg);
+		msg[0] = '\0';
 	} else if (st >= 400 && st < 500) {
 		o = JOBS_REJECTED;
 		c->state = "refused";

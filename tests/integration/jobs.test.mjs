@@ -194,6 +194,23 @@ itest(() => fx, 'partner 400: rejected with its developer-message, never retried
   assert.equal(job(id).status, 'rejected');
 });
 
+itest(() => fx, 'partner 400 "X-Request-Id was already used": retried with a new request id, then delivered', async () => {
+  // what a partner answers when our HTTP client resent a request after its
+  // first connection died: the request id was recorded, the answer lost
+  let n = 0;
+  behaviour.set('m-replay', (req) => {
+    n++;
+    if (n === 1) double.reply(req, { status: 400, body: errorXml(`X-Request-Id ${req.requestId} was already used`) });
+    else double.reply(req, { body: okXml });
+  });
+  const id = insertJob('m-replay');
+  const { job: j } = await waitStatus(id, 'success');
+  assert.equal(j.attempts, 2);
+  const posts = postsFor('m-replay');
+  assert.equal(posts.length, 2);
+  assert.notEqual(posts[0].requestId, posts[1].requestId, 'the second attempt carries a new X-Request-Id');
+});
+
 itest(() => fx, 'partner without a CNR API in the catalogue: no-cnr-api, nothing sent', async () => {
   const before = double.requests.length;
   const id = insertJob('m-none', { hei: P_NONE });
