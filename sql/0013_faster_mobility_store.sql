@@ -15,7 +15,10 @@
 --  * ewp.omobility_store() (sql/0007): the home HEI is looked up before it
 --    is inserted; the INSERT ... ON CONFLICT DO NOTHING (which checks the
 --    names and takes a speculative insertion each time) runs only when the
---    core does not know the HEI yet. Otherwise the function is unchanged.
+--    core does not know the HEI yet. The registration of a new mobility
+--    (ewp.omobility_register(), the same statements) is made before the
+--    mobility's row, which is then inserted with its inscription_id rather
+--    than inserted and updated. Otherwise the function is unchanged.
 
 -- ---------------------------------------------------------------------------
 -- modified_at on tables with an xml column (smile.mobility,
@@ -122,7 +125,66 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------
--- ewp.omobility_store(): as in sql/0007; the home HEI looked up first.
+-- The incoming registration of a partner's nomination: the statements
+-- ewp.omobility_store() ran in sql/0007 after the mobility's upsert, moved
+-- here unchanged; returns the registration's id. ewp.omobility_store()
+-- now calls it before inserting a mobility it does not hold yet, so that
+-- the row is written once, with its inscription_id, instead of inserted
+-- and then updated (an UPDATE of every index of smile.mobility).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION ewp.omobility_register(partner text, partner_name text, p_sending_hei text,
+                                       p_receiving_ounit text, p_status text, omobility text,
+                                       given text, family text, birth date, v_esi text,
+                                       v_mail text, v_year smallint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    home_id bigint;
+    step bigint;
+    v_unit bigint;
+    insc bigint;
+BEGIN
+    -- the home HEI; a minimal row when the core does not know it yet
+    -- (ON CONFLICT: another fetch of the same partner may create it
+    -- at the same time)
+    SELECT id INTO home_id FROM smile.etablissement WHERE schac_id = p_sending_hei;
+    IF home_id IS NULL THEN
+        INSERT INTO smile.etablissement (schac_id, names)
+        VALUES (p_sending_hei, jsonb_build_array(jsonb_build_object(
+                    'name', coalesce(CASE WHEN p_sending_hei = partner THEN nullif(btrim(partner_name), '') END,
+                                     p_sending_hei))))
+        ON CONFLICT (schac_id) DO NOTHING;
+        SELECT id INTO home_id FROM smile.etablissement WHERE schac_id = p_sending_hei;
+    END IF;
+    SELECT id INTO step FROM smile.step WHERE active ORDER BY position LIMIT 1;
+    IF step IS NULL THEN
+        RAISE EXCEPTION 'no active workflow step (smile.step): cannot register the incoming student'
+              USING ERRCODE = 'EW002';
+    END IF;
+    SELECT c.id INTO v_unit
+      FROM smile.composante c JOIN smile.etablissement e ON e.id = c.etablissement_id
+     WHERE e.is_local AND c.ounit_id = p_receiving_ounit;
+    INSERT INTO smile.inscription AS i (
+        esi, given_names, family_name, birth_date, email, home_etablissement_id,
+        step_id, status, academic_year, composante_id, omobility_id)
+    VALUES (
+        v_esi, given, family, CASE WHEN birth >= DATE '1900-01-01' THEN birth END, v_mail, home_id,
+        step, CASE WHEN p_status = 'cancelled' THEN 3 ELSE 1 END, v_year, v_unit, omobility)
+    ON CONFLICT ON CONSTRAINT inscription_omobility_unique DO UPDATE SET
+        esi = EXCLUDED.esi, given_names = EXCLUDED.given_names, family_name = EXCLUDED.family_name,
+        birth_date = EXCLUDED.birth_date, email = EXCLUDED.email
+    RETURNING i.id INTO insc;
+    RETURN insc;
+END
+$$;
+
+COMMENT ON FUNCTION ewp.omobility_register(text, text, text, text, text, text, text, text, date, text, text, smallint) IS
+    'The incoming registration (smile.inscription) of a partner''s nomination, for ewp.omobility_store()';
+
+-- ---------------------------------------------------------------------------
+-- ewp.omobility_store(): as in sql/0007, the registration of a new mobility
+-- made before its row (ewp.omobility_register()).
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION ewp.omobility_store(partner text, omobility text, allowed_heis text[], doc xml,
                                                partner_name text DEFAULT NULL)
@@ -242,6 +304,11 @@ BEGIN
        FOR UPDATE;
     IF FOUND AND mob.id IS NOT NULL THEN
         old_status := mob.status;
+    ELSE
+        -- a new mobility: its registration first, the row is then
+        -- inserted with its inscription_id
+        insc := ewp.omobility_register(partner, partner_name, r.sending_hei, r.receiving_ounit, r.status,
+                                       omobility, given, family, birth, v_esi, v_mail, v_year);
     END IF;
 
     INSERT INTO smile.mobility AS m (
@@ -250,14 +317,14 @@ BEGIN
         sending_ounit_id, receiving_ounit_id, sending_iia_id, receiving_iia_id,
         sending_term_id, receiving_academic_year_id, activity_type, activity_attributes,
         agreement_isced, nominee_isced, eqf_level, comment, proposal_id, status,
-        document, gone_at, fetched_at)
+        document, gone_at, fetched_at, inscription_id)
     VALUES (
         r.sending_hei, omobility, r.receiving_hei, false,
         given, family, r.global_id, birth, r.nationality, btrim(r.gender)::smallint, r.email,
         r.sending_ounit, r.receiving_ounit, r.sending_iia, r.receiving_iia,
         r.term, r.year_id, r.activity_type, r.activity_attributes,
         r.agreement_isced, r.nominee_isced, btrim(r.eqf)::smallint, r.comment, r.proposal_id, r.status,
-        r.element, NULL, now())
+        r.element, NULL, now(), insc)
     ON CONFLICT ON CONSTRAINT mobility_unique DO UPDATE SET
         receiving_hei_id = EXCLUDED.receiving_hei_id,
         given_names = EXCLUDED.given_names, family_name = EXCLUDED.family_name,
@@ -281,38 +348,14 @@ BEGIN
     END IF;
 
     IF mob.inscription_id IS NULL THEN
-        -- the home HEI; a minimal row when the core does not know it yet
-        -- (ON CONFLICT: another fetch of the same partner may create it
-        -- at the same time)
-        SELECT id INTO home_id FROM smile.etablissement WHERE schac_id = r.sending_hei;
-        IF home_id IS NULL THEN
-            INSERT INTO smile.etablissement (schac_id, names)
-            VALUES (r.sending_hei, jsonb_build_array(jsonb_build_object(
-                        'name', coalesce(CASE WHEN r.sending_hei = partner THEN nullif(btrim(partner_name), '') END,
-                                         r.sending_hei))))
-            ON CONFLICT (schac_id) DO NOTHING;
-            SELECT id INTO home_id FROM smile.etablissement WHERE schac_id = r.sending_hei;
+        -- a mobility stored before without its registration (or one
+        -- inserted by another fetch since the look-up above)
+        IF insc IS NULL THEN
+            insc := ewp.omobility_register(partner, partner_name, r.sending_hei, r.receiving_ounit, r.status,
+                                           omobility, given, family, birth, v_esi, v_mail, v_year);
         END IF;
-        SELECT id INTO step FROM smile.step WHERE active ORDER BY position LIMIT 1;
-        IF step IS NULL THEN
-            RAISE EXCEPTION 'no active workflow step (smile.step): cannot register the incoming student'
-                  USING ERRCODE = 'EW002';
-        END IF;
-        SELECT c.id INTO v_unit
-          FROM smile.composante c JOIN smile.etablissement e ON e.id = c.etablissement_id
-         WHERE e.is_local AND c.ounit_id = r.receiving_ounit;
-        INSERT INTO smile.inscription AS i (
-            esi, given_names, family_name, birth_date, email, home_etablissement_id,
-            step_id, status, academic_year, composante_id, omobility_id)
-        VALUES (
-            v_esi, given, family, CASE WHEN birth >= DATE '1900-01-01' THEN birth END, v_mail, home_id,
-            step, CASE WHEN r.status = 'cancelled' THEN 3 ELSE 1 END, v_year, v_unit, omobility)
-        ON CONFLICT ON CONSTRAINT inscription_omobility_unique DO UPDATE SET
-            esi = EXCLUDED.esi, given_names = EXCLUDED.given_names, family_name = EXCLUDED.family_name,
-            birth_date = EXCLUDED.birth_date, email = EXCLUDED.email
-        RETURNING i.id INTO insc;
         UPDATE smile.mobility SET inscription_id = insc WHERE id = mob.id;
-    ELSE
+    ELSIF NOT mob.inserted THEN
         -- the student may change (a name, an e-mail); the workflow never
         -- moves back; a cancellation is an abandon, undone if the sending
         -- HEI takes it back
