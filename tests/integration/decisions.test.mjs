@@ -431,14 +431,21 @@ itest(() => fx, 'ewpctl jobs retry of a refused decision puts it back on its way
 itest(() => fx, 'partner 500 then 200 → retried after a backoff, then accepted (one decision, two logged attempts)', async () => {
   const m = seed();
   let n = 0;
+  let held; // the second attempt waits until the state after the 500 is checked
   behaviour.set(m.om, (req, isLa) => {
     n++;
     if (n === 1) double.reply(req, { status: 500, body: errorXml('database on fire') });
-    else double.reply(req, { body: okXml(isLa) });
+    else held = () => double.reply(req, { body: okXml(isLa) });
   });
   const q = await decide('mobility', 'approve', m.id, '--by', 'alice.staff');
-  await pollUntil(() => ({ ok: n >= 1 && decision(q.decision).state === 'queued' && job(q.job).status === 'pending',
-    detail: JSON.stringify([n, decision(q.decision), job(q.job)]) }), 10000, 'after the 500: still queued, job pending');
+  await pollUntil(() => {
+    const j = job(q.job);
+    const waiting = j.status === 'pending' || (j.status === 'running' && n >= 2);
+    return { ok: n >= 1 && decision(q.decision).state === 'queued' && waiting && j.attempts >= 1,
+      detail: JSON.stringify([n, decision(q.decision), j]) };
+  }, 10000, 'after the 500: still queued, job waiting for its next attempt');
+  await pollUntil(() => ({ ok: !!held, detail: `${n} attempts` }), 10000, 'the second attempt');
+  held();
   const { d } = await waitDecision(q.decision, 'accepted');
   assert.equal(d.partner_message, null);
   const posts = updatesFor(m.om);
