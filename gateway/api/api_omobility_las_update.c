@@ -3,7 +3,8 @@
  * v1.2 update: the receiving HEI approves (approve-proposal-v1) or
  * comments (comment-proposal-v1) the changes-proposal of one of our
  * outgoing students' LAs. POST, the body an omobility-las-update-request
- * document (not a form), signed callers only.
+ * document (not a form: form-encoded is 415, as in OMobilities update),
+ * signed callers only.
  *
  * The body is parsed (hardened parser) and checked against
  * [ewp] schema_dir/intake/omobility-las-update-request.xsd: not XML, or
@@ -21,6 +22,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libxml/tree.h>
 
@@ -111,15 +113,32 @@ las_update_done(struct req *rq, PGresult *res)
 	api_db_send(rq, &b, rc, "omobility-las update");
 }
 
+/* Content-Type as received: a framing header, read even when not signed. */
+static const char *
+las_update_content_type(const struct req *rq)
+{
+	for (size_t i = 0; i < rq->nreceived; i++)
+		if (strcasecmp(rq->received[i].name, "Content-Type") == 0)
+			return rq->received[i].value;
+	return NULL;
+}
+
 static void
 las_update_handle(struct req *rq)
 {
+	const char *ct = las_update_content_type(rq);
 	char err[1024];
 	struct xsd *xsd;
 	xmlDocPtr doc;
 	char *body, *callers;
 	size_t len;
 
+	if (ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0) {
+		req_error(rq, 415,
+		          "the update body is an omobility-las-update-request XML document "
+		          "(Content-Type: text/xml), not form parameters");
+		return;
+	}
 	if (rq->body_len == 0) {
 		req_error(rq, 400,
 		          "the body must be an omobility-las-update-request XML document "

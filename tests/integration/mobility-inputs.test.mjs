@@ -135,6 +135,13 @@ itest(() => fx, 'OMobilities update: wrong method, form body, empty body, wrong 
   assertErrorResponse(r.res, 400, r.req, 'two decisions');
 });
 
+itest(() => fx, 'OMobility LAs update: a form-encoded body is 415, as in OMobilities update', async () => {
+  const r = await postXml('/ewp/omobility-las/update', form([['sending_hei_id', HEI_ID], ['omobility_id', OMOB_ID]]), fx.partnerKey,
+    'application/x-www-form-urlencoded');
+  const msg = assertErrorResponse(r.res, 415, r.req, 'form LAs update');
+  assert.match(msg, /not form parameters/, `says why${exchange(r.req, r.res)}`);
+});
+
 itest(() => fx, 'get endpoints: more distinct ids than max-omobility-ids → 400; duplicates of one id count once', async () => {
   const many = Array.from({ length: 101 }, (_, i) => ['omobility_id', `id-${i}`]);
   const dup = Array.from({ length: 300 }, () => ['omobility_id', OMOB_ID]);
