@@ -7,7 +7,8 @@
  * signed callers only.
  *
  * The body is parsed (hardened parser) and checked against
- * [ewp] schema_dir/intake/omobility-las-update-request.xsd: not XML, or
+ * [ewp] schema_dir/intake/omobility-las-update-request.xsd (compiled again
+ * when a reload changes schema_dir): not XML, or
  * not such a request (missing or invalid elements) is a 400 saying why;
  * elements of other namespaces after the known ones are ignored. Then
  * smile.la_partner_update() (sql/0008_las_sending.sql) decides and writes
@@ -45,19 +46,29 @@
 static const char las_update_sql[] = "SELECT status, message FROM smile.la_partner_update($1::xml,"
                                      " ARRAY(SELECT jsonb_array_elements_text($2::jsonb)), $3)";
 
-/* Compiled on first use, once per worker process. */
+/*
+ * Compiled on first use in each worker and kept; compiled again when a
+ * reload changes [ewp] schema_dir, and tried again on the next request
+ * while it cannot be loaded (as api_omobilities_update.c).
+ */
 static struct xsd *las_update_xsd;
+static char *las_update_xsd_dir;
 
 static struct xsd *
 las_update_schema(const struct conf *c, char *err, size_t errlen)
 {
 	char *path;
 
-	if (las_update_xsd == NULL) {
-		path = xasprintf("%s/" LAS_UPDATE_SCHEMA, c->schema_dir);
-		las_update_xsd = xsd_load(path, err, errlen);
-		free(path);
-	}
+	if (las_update_xsd != NULL && las_update_xsd_dir != NULL &&
+	    strcmp(las_update_xsd_dir, c->schema_dir) == 0)
+		return las_update_xsd;
+	path = xasprintf("%s/" LAS_UPDATE_SCHEMA, c->schema_dir);
+	xsd_free(las_update_xsd);
+	free(las_update_xsd_dir);
+	las_update_xsd_dir = NULL;
+	if ((las_update_xsd = xsd_load(path, err, errlen)) != NULL)
+		las_update_xsd_dir = xstrdup(c->schema_dir);
+	free(path);
 	return las_update_xsd;
 }
 

@@ -14,6 +14,7 @@ import { after, before } from 'node:test';
 import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, itest, runEwpctl } from './lib/daemon.mjs';
 import { assertErrorResponse, assertStatus, exchange } from './lib/ewp.mjs';
 import { PROJECT_SCHEMAS, specPath } from './lib/env.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { assertValid, parseXml, xmlEscape } from './lib/xml.mjs';
 
 const GH = 'https://github.com/erasmus-without-paper';
@@ -135,11 +136,52 @@ itest(() => fx, 'OMobilities update: wrong method, form body, empty body, wrong 
   assertErrorResponse(r.res, 400, r.req, 'two decisions');
 });
 
+// An omobility-las-update-request valid against our intake schema, about an LA nobody has.
+const lasUpdXml = (id) => `<?xml version="1.0" encoding="UTF-8"?>
+<omobility-las-update-request xmlns="${LAS}/update-request.xsd" xmlns:la="${LAS}/get-response.xsd">
+  <sending-hei-id>${HEI_ID}</sending-hei-id>
+  <approve-proposal-v1>
+    <omobility-id>${xmlEscape(id)}</omobility-id>
+    <changes-proposal-id>p-1</changes-proposal-id>
+    <signature><la:signer-name>A. Partner</la:signer-name><la:signer-position>Coordinator</la:signer-position>
+      <la:signer-email>a@partner.example.org</la:signer-email><la:timestamp>2026-05-01T10:00:00Z</la:timestamp></signature>
+  </approve-proposal-v1>
+</omobility-las-update-request>
+`;
+
 itest(() => fx, 'OMobility LAs update: a form-encoded body is 415, as in OMobilities update', async () => {
   const r = await postXml('/ewp/omobility-las/update', form([['sending_hei_id', HEI_ID], ['omobility_id', OMOB_ID]]), fx.partnerKey,
     'application/x-www-form-urlencoded');
   const msg = assertErrorResponse(r.res, 415, r.req, 'form LAs update');
   assert.match(msg, /not form parameters/, `says why${exchange(r.req, r.res)}`);
+});
+
+itest(() => fx, 'OMobility LAs and OMobilities update follow a [ewp] schema_dir change on reload (both ways)', async () => {
+  const path = { las: '/ewp/omobility-las/update', omob: '/ewp/omobilities/v3/update' };
+  const body = { las: lasUpdXml('no-such-la'), omob: updXml('approve', 'no-such-omob', 'x') };
+  const statuses = async () => {
+    const out = {};
+    for (const k of ['las', 'omob']) out[k] = (await postXml(path[k], body[k])).res.status;
+    return out;
+  };
+  // a valid request about an unknown mobility: past the schema, refused by the database
+  assert.deepEqual(await statuses(), { las: 400, omob: 400 }, 'with the project schemas');
+  const empty = `${fx.dir}/no-schemas`;
+  fs.mkdirSync(empty, { recursive: true });
+  fx.writeConfig({ ewp: { schema_dir: empty } });
+  fx.signal('SIGHUP');
+  // OMobilities update reloads its schema: once it answers 500, the reload is in effect
+  await pollUntil(async () => { const s = await statuses(); return { ok: s.omob === 500, detail: JSON.stringify(s) }; }, 10000,
+    'OMobilities update failing on the missing schema');
+  for (let i = 0; i < 4; i++) {
+    const r = await postXml(path.las, body.las);
+    const msg = assertErrorResponse(r.res, 500, r.req, 'LAs update without its schema');
+    assert.match(msg, /schema/, `the schema is named${exchange(r.req, r.res)}`);
+  }
+  fx.writeConfig({ ewp: { schema_dir: PROJECT_SCHEMAS } });
+  fx.signal('SIGHUP');
+  await pollUntil(async () => { const s = await statuses(); return { ok: s.omob === 400 && s.las === 400, detail: JSON.stringify(s) }; }, 10000,
+    'both updates validating again');
 });
 
 itest(() => fx, 'get endpoints: more distinct ids than max-omobility-ids → 400; duplicates of one id count once', async () => {
