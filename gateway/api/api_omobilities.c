@@ -10,8 +10,8 @@
  * which lists exactly what get would return to the same caller.
  *
  * get: omobility_id (repeatable, required, at most OMOB_MAX_IDS distinct
- * values); sending_hei_id (optional: v3 dropped it, v2 callers still send
- * it; when given it must be the HEI this node serves). index: the same
+ * values; a malformed one is ignored as an unknown one); sending_hei_id (optional: v3 dropped it,
+ * v2 callers still send it; when given it must be the HEI this node serves). index: the same
  * sending_hei_id, receiving_hei_id (repeatable, OR-ed), one
  * receiving_academic_year_id (YYYY/YYYY), one modified_since
  * (xs:dateTime). The XML of each mobility is written by the database
@@ -87,27 +87,6 @@ omob_check_sending_hei(struct req *rq)
 	return 0;
 }
 
-/* 0 when every value of parameter name is an EWP id; otherwise rq is answered. */
-static int
-omob_check_ids(struct req *rq, const char *name)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < rq->form.n; i++) {
-		if (strcmp(rq->form.params[i].name, name) != 0)
-			continue;
-		k++;
-		if (!api_db_valid_id(rq->form.params[i].value)) {
-			req_error(rq, 400,
-			          "%s number %zu is not an EWP identifier (1 to 64 printable ASCII "
-			          "characters)",
-			          name, k);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static void
 get_done(struct req *rq, PGresult *res)
 {
@@ -138,8 +117,6 @@ get_handle(struct req *rq)
 		          OMOB_MAX_IDS);
 		return;
 	}
-	if (omob_check_ids(rq, "omobility_id") == -1)
-		return;
 	if ((n = api_db_param_array(rq, "omobility_id", OMOB_MAX_IDS, &ids)) > OMOB_MAX_IDS) {
 		req_error(rq, 400, "more than max-omobility-ids (%d) distinct omobility_id values",
 		          OMOB_MAX_IDS);
