@@ -2,8 +2,10 @@
  * api_omobility_las.c - Outgoing Mobility Learning Agreements v1.2, the
  * sending side: the learning agreements of our outgoing students
  * (smile.mobility.is_outgoing, sql/0008_las_sending.sql), served to their
- * receiving HEI only (a caller whose key covers the mobility's receiving
- * HEI sees it; anyone else sees nothing, as if it did not exist).
+ * receiving HEI (MUST) and to the sending HEI, us (SHOULD), as in
+ * OMobilities: a caller whose key covers the mobility's receiving or
+ * sending HEI sees it; anyone else sees nothing, as if it did not exist.
+ * Only the receiving HEI may update it (api_omobility_las_update.c).
  *
  *   get    sending_hei_id (once, ours, else 400), omobility_id (1 to
  *          LAS_MAX_OMOBILITY_IDS distinct values): the la elements, as
@@ -46,14 +48,15 @@ static const char las_get_sql[] =
     " JOIN smile.learning_agreement la ON la.mobility_id = m.id"
     " CROSS JOIN LATERAL (SELECT smile.la_document(la.id) AS doc) d"
     " WHERE m.is_outgoing AND m.sending_hei_id = $1 AND m.omobility_id = ANY ($2::text[])"
-    " AND $3::jsonb ? m.receiving_hei_id AND d.doc IS NOT NULL"
+    " AND ($3::jsonb ? m.receiving_hei_id OR $3::jsonb ? m.sending_hei_id) AND d.doc IS NOT NULL"
     " ORDER BY array_position($2::text[], m.omobility_id::text)";
 
 /* $1 sending_hei_id, $2 caller's HEIs, $3 receiving_hei_ids (text[] or
  * NULL), $4 year, $5 global_id, $6 activity attributes, $7 modified_since. */
 static const char las_index_sql[] =
     "SELECT o.omobility_id FROM smile.la_outgoing o"
-    " WHERE o.sending_hei_id = $1 AND $2::jsonb ? o.receiving_hei_id"
+    " WHERE o.sending_hei_id = $1"
+    " AND ($2::jsonb ? o.receiving_hei_id OR $2::jsonb ? o.sending_hei_id)"
     " AND ($3::text[] IS NULL OR o.receiving_hei_id = ANY ($3::text[]))"
     " AND ($4::text IS NULL OR o.receiving_academic_year_id = $4)"
     " AND ($5::text IS NULL OR o.global_id = $5)"

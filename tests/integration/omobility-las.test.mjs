@@ -11,6 +11,7 @@
 // examples, permissions (a third HEI sees nothing), parameter errors,
 // index filters, stats and the manifest entry.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
@@ -503,6 +504,18 @@ itest(() => fx, 'permissions: only the receiving HEI sees an LA (get, index, upd
   const r = await update(body, 400, { key: fx.dKey, what: 'update by a third HEI' });
   assert.match(parseXml(r.res.body).element(NS.ewp, 'developer-message').text, /not.*visible to you|only the receiving HEI/);
   await update(body, 400, { key: laKey, what: 'update by another partner' });
+  assert.equal(sql(`SELECT state FROM smile.la_version WHERE proposal_id = ${q(pid)}`), 'current', 'nothing written');
+});
+
+itest(() => fx, 'permissions: the sending HEI (our own key) sees its outgoing LAs (get, index), as in OMobilities, but cannot decide on them', async () => {
+  const own = { ...fx.clientKey, privateKey: crypto.createPrivateKey(fs.readFileSync(fx.clientKey.pemPath)) };
+  const ids = (las) => las.map((e) => e.element(LA_NS, 'omobility-id').text);
+  assert.deepEqual(ids(await getLas([OTHER, SCEN, BLEND], { key: own })), [OTHER, SCEN, BLEND], 'every LA we send, whichever its receiving HEI');
+  assert.deepEqual(ids(await getLas([OTHER, SCEN], { key: own, method: 'POST' })), [OTHER, SCEN]);
+  const listed = await index([['sending_hei_id', HEI_ID]], { key: own });
+  for (const id of [OTHER, SCEN, BLEND]) assert.ok(listed.includes(id), `index by our own key lists ${id}: ${listed}`);
+  const pid = (await getOne(OTHER, { key: own })).element(LA_NS, 'changes-proposal').attr('id');
+  await update(scenarioUpdate(4, OTHER, { proposalId: pid }), 400, { key: own, what: 'update by the sending HEI' });
   assert.equal(sql(`SELECT state FROM smile.la_version WHERE proposal_id = ${q(pid)}`), 'current', 'nothing written');
 });
 
