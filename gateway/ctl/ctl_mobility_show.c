@@ -33,6 +33,28 @@ show_safe(PGresult *res)
 		}
 }
 
+/*
+ * Prints s left-aligned in a column of width characters (UTF-8 code
+ * points, not bytes: "Schäfer" takes 7 columns), then sep; like printf's
+ * %-*s, a longer value is printed whole.
+ */
+static void
+show_col(const char *s, int width, const char *sep)
+{
+	int n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p & 0xc0) != 0x80)
+			n++;
+	fputs(s, stdout);
+	for (; n < width; n++)
+		putchar(' ');
+	fputs(sep, stdout);
+}
+
+/* Widths of the columns of mobility list before the last one. */
+static const int list_widths[] = {7, 3, 28, 24, 28, 26, 9, 10, 8};
+
 static const char list_sql[] =
     "SELECT m.id, CASE WHEN m.is_outgoing THEN 'out' ELSE 'in' END, m.sending_hei_id,"
     " m.omobility_id, m.receiving_hei_id, m.given_names || ' ' || m.family_name,"
@@ -304,14 +326,20 @@ ctl_mobility_list(struct ctl *ctl, int argc, char **argv)
 		return 1;
 	}
 	show_safe(res);
-	printf("%-7s %-3s %-28s %-24s %-28s %-26s %-9s %-10s %-8s %s\n", "ID", "DIR", "SENDING HEI",
-	       "OMOBILITY ID", "RECEIVING HEI", "STUDENT", "YEAR", "STATUS", "LA", "LAST DECISION");
-	for (int r = 0; r < PQntuples(res); r++)
-		printf("%-7s %-3s %-28s %-24s %-28s %-26s %-9s %-10s %-8s %s\n",
-		       PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
-		       PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), PQgetvalue(res, r, 5),
-		       PQgetvalue(res, r, 6), PQgetvalue(res, r, 7), PQgetvalue(res, r, 8),
-		       PQgetvalue(res, r, 9));
+	{
+		static const char *const head[] = {"ID",           "DIR",           "SENDING HEI",
+		                                   "OMOBILITY ID", "RECEIVING HEI", "STUDENT",
+		                                   "YEAR",         "STATUS",        "LA"};
+
+		for (size_t c = 0; c < sizeof(list_widths) / sizeof(list_widths[0]); c++)
+			show_col(head[c], list_widths[c], " ");
+		printf("LAST DECISION\n");
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		for (size_t c = 0; c < sizeof(list_widths) / sizeof(list_widths[0]); c++)
+			show_col(PQgetvalue(res, r, (int)c), list_widths[c], " ");
+		printf("%s\n", PQgetvalue(res, r, 9));
+	}
 	printf("(%d mobilit%s)\n", PQntuples(res), PQntuples(res) == 1 ? "y" : "ies");
 	PQclear(res);
 	PQfinish(db);
@@ -474,9 +502,12 @@ ctl_la_show(struct ctl *ctl, int argc, char **argv)
 				last = PQgetvalue(comp, k, 0);
 				printf("  %s: %s ECTS\n", last, PQgetvalue(comp, k, 7));
 			}
-			printf("    %-12s %-40s %6s %-5s%s%s%s%s\n", PQgetvalue(comp, k, 1),
-			       PQgetvalue(comp, k, 2), PQgetvalue(comp, k, 3),
-			       PQgetvalue(comp, k, 4), PQgetvalue(comp, k, 5)[0] ? " " : "",
+			printf("    ");
+			show_col(PQgetvalue(comp, k, 1), 12, " ");
+			show_col(PQgetvalue(comp, k, 2), 40, " ");
+			printf("%6s ", PQgetvalue(comp, k, 3));
+			show_col(PQgetvalue(comp, k, 4), 5, "");
+			printf("%s%s%s%s\n", PQgetvalue(comp, k, 5)[0] ? " " : "",
 			       PQgetvalue(comp, k, 5), PQgetvalue(comp, k, 6)[0] ? " " : "",
 			       PQgetvalue(comp, k, 6));
 		}

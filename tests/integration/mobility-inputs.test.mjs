@@ -234,3 +234,22 @@ itest(() => fx, 'ewpctl mobility list|show: a partner\'s name with line breaks a
     `no forged status line\n${describeRun(show)}`);
   assert.equal(show.stdout.split('\n').filter((l) => l.includes('Forged Row')).length, 1, describeRun(show));
 });
+
+itest(() => fx, 'ewpctl mobility list: columns are padded by characters, so an accented name keeps the columns after it in place', async () => {
+  sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
+       family_name, global_id, receiving_academic_year_id, proposal_id)
+       VALUES (${q(HEI_ID)}, 'review-accents-1', ${q(PARTNER_HEI)}, true, 'Zoë Jürgen', 'Schäfer-Müller',
+       'urn:schac:personalUniqueCode:int:esi:smile.test:r7', '2026/2027', 'y')`);
+  const list = runEwpctl(['mobility', 'list', '--conninfo', fx.pg.conninfo]);
+  assert.equal(list.status, 0, describeRun(list));
+  const lines = list.stdout.split('\n');
+  // [...s] counts characters (code points), as a terminal shows them
+  const col = (l, s) => [...l.slice(0, l.indexOf(s))].length;
+  const yearCol = col(lines[0], 'YEAR');
+  const accented = lines.find((l) => l.includes('Schäfer-Müller'));
+  const plain = lines.find((l) => l.includes('Ola Nordmann'));
+  assert.ok(accented && plain, describeRun(list));
+  assert.equal(col(plain, '2026/2027'), yearCol, `the YEAR column of a plain row\n${describeRun(list)}`);
+  assert.equal(col(accented, '2026/2027'), yearCol, `the YEAR column after an accented name\n${describeRun(list)}`);
+  assert.equal(col(accented, 'pending'), col(plain, 'pending'), `the STATUS column too\n${describeRun(list)}`);
+});

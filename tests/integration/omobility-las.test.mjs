@@ -667,3 +667,23 @@ itest(() => fx, 'manifest: one omobility-las 1.2.0 entry with the four URLs and 
   assertValid(Buffer.from(doc), official('manifest-entry.xsd'), 'omobility-las entry (official manifest-entry.xsd)');
   assertValid(Buffer.from(doc), projectSchema('omobility-las-entry.xsd'), 'omobility-las entry (ewp-schemas)');
 });
+
+itest(() => fx, 'ewpctl la show: component columns are padded by characters, so an accented title keeps the columns after it in place', async () => {
+  const plain = 'Algebra';
+  const acc = 'Bases de données avancées';
+  const line = {};
+  for (const [id, title] of [['om-cols-plain', plain], ['om-cols-accents', acc]]) {
+    addMobility(id, { attrs: 'short-term-blended' });
+    ctlOk('create', id, headerXml(id), /created/);
+    ctlOk('propose', id, proposalNoId(title), /proposed/);
+    const r = runEwpctl(['la', 'show', `${HEI_ID}:${id}`, '--conninfo', fx.pg.conninfo]);
+    assert.equal(r.status, 0, describeRun(r));
+    const rows = r.stdout.split('\n').filter((l) => l.includes(title));
+    assert.equal(rows.length, 1, `one component line with ${title}\n${describeRun(r)}`);
+    line[title] = rows[0];
+  }
+  // [...s] counts characters (code points), as a terminal shows them
+  const after = (l, title) => [...l].slice([...l.slice(0, l.indexOf(title))].length + 41).join('');
+  assert.equal([...line[acc]].length, [...line[plain]].length, `same width in characters:\n${line[plain]}\n${line[acc]}`);
+  assert.equal(after(line[acc], acc), after(line[plain], plain), `the columns after the title start at the same place:\n${line[plain]}\n${line[acc]}`);
+});
