@@ -134,8 +134,10 @@ function seed({ hei = P_UPD, outgoing = false, status = 'pending', step = 'appro
   let inscription = null;
   if (outgoing) {
     id = sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
-        family_name, global_id, receiving_academic_year_id, proposal_id, status)
+        family_name, global_id, birth_date, nationality, gender, email, agreement_isced, nominee_isced, eqf_level,
+        receiving_academic_year_id, proposal_id, status)
       VALUES ('${HEI_ID}', '${om}', '${hei}', true, $n$${name}$n$, 'Dupont', 'urn:schac:personalUniqueCode:int:esi:smile.test:${seq}',
+        '2004-01-01', 'FR', 2, 'student@smile.test', '0541', '0541', 6,
         '2026/2027', '${proposal}', '${status}') RETURNING id`);
   } else {
     const row = sql(`WITH e AS (INSERT INTO smile.etablissement (schac_id, names)

@@ -147,10 +147,11 @@ const freshId = (tag) => `${tag}-${process.pid}-${++seq}`;
 // Seeds a smile.mobility row; returns its id.
 function seed({ omob, sending, receiving, outgoing, arr = null, dep = null }) {
   return sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing,
-      given_names, family_name, global_id, receiving_academic_year_id, proposal_id,
-      actual_arrival_date, actual_departure_date)
+      given_names, family_name, global_id, birth_date, nationality, gender, email, agreement_isced, nominee_isced,
+      eqf_level, receiving_academic_year_id, proposal_id, actual_arrival_date, actual_departure_date)
     VALUES (${lit(sending)}, ${lit(omob)}, ${lit(receiving)}, ${outgoing}, 'Anna', 'Kowalska',
-      'urn:schac:personalUniqueCode:int:esi:pl:${omob}', '2026/2027', 'p1', ${lit(arr)}::date, ${lit(dep)}::date)
+      'urn:schac:personalUniqueCode:int:esi:pl:${omob}', '2003-05-05', 'PL', 2, 'anna@example.org', '0541', '0541', 6,
+      '2026/2027', 'p1', ${lit(arr)}::date, ${lit(dep)}::date)
     RETURNING id`);
 }
 const incoming = (omob, o = {}) => seed({ omob, sending: P_IMOB, receiving: HEI_ID, outgoing: false, ...o });

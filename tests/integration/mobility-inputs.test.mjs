@@ -7,6 +7,7 @@
 // the sending HEI of our incoming one), our own key (the sending HEI) and
 // the D hosts' key (a third HEI).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { after, before } from 'node:test';
@@ -28,6 +29,8 @@ let fx;
 let ownKey; // our client key (the sending HEI of our outgoing mobilities)
 
 const sql = (s) => fx.pg.psql(s).trim();
+// psql that may fail: { status, stderr }
+const spawnSyncPsql = (s) => spawnSync('psql', [fx.pg.conninfo, '-X', '-v', 'ON_ERROR_STOP=1', '-tAqc', s], { encoding: 'utf8' });
 const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
 const form = (params) => params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
 
@@ -37,9 +40,11 @@ before(async () => {
        VALUES (${q(HEI_ID)}, '[{"name":"SMILE Test University"}]', true)`);
   // our outgoing student, received by PARTNER_HEI
   sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
-       family_name, global_id, receiving_academic_year_id, proposal_id)
+       family_name, global_id, birth_date, nationality, gender, email, agreement_isced, nominee_isced, eqf_level,
+       receiving_academic_year_id, proposal_id)
        VALUES (${q(HEI_ID)}, ${q(OMOB_ID)}, ${q(PARTNER_HEI)}, true, 'Jeanne', 'Dupont',
-       'urn:schac:personalUniqueCode:int:esi:smile.test:r1', '2026/2027', 'x')`);
+       'urn:schac:personalUniqueCode:int:esi:smile.test:r1', '2004-01-01', 'FR', 2, 'jeanne@smile.test',
+       '0541', '0541', 6, '2026/2027', 'x')`);
   // PARTNER_HEI's student coming to us, with the dates our staff entered
   sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
        family_name, global_id, receiving_academic_year_id, proposal_id, actual_arrival_date)
@@ -237,9 +242,11 @@ itest(() => fx, 'ewpctl mobility list|show: a partner\'s name with line breaks a
 
 itest(() => fx, 'ewpctl mobility list: columns are padded by characters, so an accented name keeps the columns after it in place', async () => {
   sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
-       family_name, global_id, receiving_academic_year_id, proposal_id)
+       family_name, global_id, birth_date, nationality, gender, email, agreement_isced, nominee_isced, eqf_level,
+       receiving_academic_year_id, proposal_id)
        VALUES (${q(HEI_ID)}, 'review-accents-1', ${q(PARTNER_HEI)}, true, 'Zoë Jürgen', 'Schäfer-Müller',
-       'urn:schac:personalUniqueCode:int:esi:smile.test:r7', '2026/2027', 'y')`);
+       'urn:schac:personalUniqueCode:int:esi:smile.test:r7', '2003-02-02', 'DE', 2, 'zoe@smile.test',
+       '0541', '0541', 6, '2026/2027', 'y')`);
   const list = runEwpctl(['mobility', 'list', '--conninfo', fx.pg.conninfo]);
   assert.equal(list.status, 0, describeRun(list));
   const lines = list.stdout.split('\n');
@@ -252,4 +259,21 @@ itest(() => fx, 'ewpctl mobility list: columns are padded by characters, so an a
   assert.equal(col(plain, '2026/2027'), yearCol, `the YEAR column of a plain row\n${describeRun(list)}`);
   assert.equal(col(accented, '2026/2027'), yearCol, `the YEAR column after an accented name\n${describeRun(list)}`);
   assert.equal(col(accented, 'pending'), col(plain, 'pending'), `the STATUS column too\n${describeRun(list)}`);
+});
+
+itest(() => fx, 'an outgoing mobility missing a field the OMobilities v3 schema requires cannot be written, whoever writes it', async () => {
+  const insert = (extra, values) => spawnSyncPsql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id,
+      is_outgoing, given_names, family_name, global_id, receiving_academic_year_id, proposal_id${extra})
+    VALUES (${q(HEI_ID)}, 'incomplete-1', ${q(PARTNER_HEI)}, true, 'Jan', 'Nowak',
+      'urn:schac:personalUniqueCode:int:esi:smile.test:inc1', '2026/2027', 'x'${values})`);
+  const r = insert('', '');
+  assert.notEqual(r.status, 0, 'refused');
+  assert.match(r.stderr, /mobility_outgoing_complete/);
+  assert.equal(sql("SELECT count(*) FROM smile.mobility WHERE omobility_id = 'incomplete-1'"), '0');
+  // a partner's nomination (incoming) may lack them: the partner's schema let it
+  const ok = spawnSyncPsql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id,
+      is_outgoing, given_names, family_name, global_id, receiving_academic_year_id, proposal_id)
+    VALUES (${q(PARTNER_HEI)}, 'incomplete-2', ${q(HEI_ID)}, false, 'Jan', 'Nowak',
+      'urn:schac:personalUniqueCode:int:esi:p:inc2', '2026/2027', 'x')`);
+  assert.equal(ok.status, 0, ok.stderr);
 });

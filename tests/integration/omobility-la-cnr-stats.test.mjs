@@ -62,9 +62,11 @@ const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).repla
 // a partner's nomination, we are the receiving HEI); returns its id.
 function seedMobility(id, { year = YEAR, sending = SENDER, receiving = HEI_ID, outgoing = false } = {}) {
   return Number(sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
-      family_name, global_id, receiving_academic_year_id, proposal_id)
+      family_name, global_id, birth_date, nationality, gender, email, agreement_isced, nominee_isced, eqf_level,
+      receiving_academic_year_id, proposal_id)
     VALUES (${lit(sending)}, ${lit(id)}, ${lit(receiving)}, ${outgoing}, 'Ingrid', 'Haugen',
-      ${lit(`urn:schac:personalUniqueCode:int:esi:${sending}:${id}`)}, ${lit(year)}, 'nomination-1') RETURNING id`));
+      ${lit(`urn:schac:personalUniqueCode:int:esi:${sending}:${id}`)}, '2002-03-03', 'NO', 2, 'ingrid@example.org',
+      '0541', '0541', 6, ${lit(year)}, 'nomination-1') RETURNING id`));
 }
 
 // An LA with its versions, written in order: [kind, state, proposal id],

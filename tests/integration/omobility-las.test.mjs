@@ -114,9 +114,10 @@ const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
 function addMobility(id, { receiving = LA_PARTNER, attrs = 'long-term', year = YEAR, globalId = `urn:schac:personalUniqueCode:int:esi:smile.test:${id}` } = {}) {
   sql(`INSERT INTO smile.mobility (sending_hei_id, omobility_id, receiving_hei_id, is_outgoing, given_names,
-       family_name, global_id, receiving_academic_year_id, activity_attributes, proposal_id)
+       family_name, global_id, birth_date, nationality, gender, email, agreement_isced, nominee_isced, eqf_level,
+       receiving_academic_year_id, activity_attributes, proposal_id)
      VALUES (${q(HEI_ID)}, ${q(id)}, ${q(receiving)}, true, 'Ivan Petrovich', 'Sidorov', ${q(globalId)},
-       ${q(year)}, ${q(attrs)}, 'nomination-1')`);
+       '1997-05-05', 'NO', 1, 'ivan@example.com', '0541', '0541', 7, ${q(year)}, ${q(attrs)}, 'nomination-1')`);
 }
 
 function headerXml(id, { receiving = LA_PARTNER, year = YEAR } = {}) {
