@@ -84,7 +84,7 @@ las_stored(PGresult *res, const char *dberr, void *arg)
 
 	c->q = NULL;
 	if (dberr != NULL) {
-		/* 22xxx/23xxx: the document contradicts the request or the data */
+		/* SQLSTATE classes 22 and 23: the document contradicts the request or the data */
 		bool data = db_err_is(dberr, "22") || db_err_is(dberr, "23");
 
 		o = data ? JOBS_REJECTED : JOBS_RETRY;

@@ -14,7 +14,7 @@
  *   created / updated / unchanged / gone / absent   success
  *   not-ours (the receiving HEI is not us)          cancelled, nothing stored
  *   refused data (SQLSTATE EW001: another sending HEI than the partner,
- *   an id or name the core cannot hold; 22xxx, 23xxx)  rejected, nothing stored
+ *   an id or name the core cannot hold; SQLSTATE classes 22, 23)  rejected, nothing stored
  *   any other database error                        retry
  */
 #include <stdio.h>

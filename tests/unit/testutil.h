@@ -30,13 +30,13 @@ char *testutil_read_spec(const char *rel, size_t *len);
  * failing the test when a marker is missing rather than reading garbage. */
 char *testutil_span(const char *from, const char *begin, const char *end);
 
-/* A fresh /tmp/`name`.XXXXXX (caller frees), or NULL, so that runs never meet
+/* A fresh /tmp/<name>.<random suffix> (caller frees), or NULL, so that runs never meet
  * each other's files. */
 char *testutil_mkdtemp(const char *name);
 
 /*
  * A throwaway PostgreSQL cluster for one test program (tests/pg/pg.sh, run
- * from the repository root): a new /tmp/`name`.XXXXXX (0755, the server may
+ * from the repository root): a new /tmp/<name>.<random suffix> (0755, the server may
  * run as user postgres) in *dir, the cluster in *pgdir, its Unix-socket
  * port in *port and its libpq conninfo in conninfo. 0, or -1 (said on
  * stderr). Stop it with `tests/pg/pg.sh stop *pgdir`.
