@@ -7,7 +7,7 @@
 // the sending HEI of our incoming one), our own key (the sending HEI) and
 // the D hosts' key (a third HEI).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { after, before } from 'node:test';
@@ -276,4 +276,22 @@ itest(() => fx, 'an outgoing mobility missing a field the OMobilities v3 schema 
     VALUES (${q(PARTNER_HEI)}, 'incomplete-2', ${q(HEI_ID)}, false, 'Jan', 'Nowak',
       'urn:schac:personalUniqueCode:int:esi:p:inc2', '2026/2027', 'x')`);
   assert.equal(ok.status, 0, ok.stderr);
+});
+
+itest(() => fx, 'a registration moved by another transaction meanwhile is advanced, not taken for a missing one', async () => {
+  const id = sql(`WITH e AS (INSERT INTO smile.etablissement (schac_id, names) VALUES ('race.example.org', '[{"name": "Race"}]')
+      ON CONFLICT (schac_id) DO UPDATE SET names = EXCLUDED.names RETURNING id)
+    INSERT INTO smile.inscription (given_names, family_name, home_etablissement_id, step_id, academic_year)
+    SELECT 'Rita', 'Race', e.id, (SELECT id FROM smile.step WHERE code = 'course'), 2026 FROM e RETURNING id`);
+  // another transaction moves it to approval_host and commits a moment later
+  const other = spawn('psql', [fx.pg.conninfo, '-X', '-v', 'ON_ERROR_STOP=1', '-q', '-c',
+    `BEGIN; UPDATE smile.inscription SET step_id = (SELECT id FROM smile.step WHERE code = 'approval_host') WHERE id = ${id};
+     SELECT pg_sleep(1); COMMIT;`]);
+  const done = new Promise((resolve) => other.on('exit', resolve));
+  await new Promise((r) => setTimeout(r, 300));
+  const r = spawnSyncPsql(`SELECT smile.inscription_advance(${id}, 'approval_host')`);
+  assert.equal(await done, 0, 'the other transaction committed');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 't');
+  assert.equal(sql(`SELECT s.code FROM smile.inscription i JOIN smile.step s ON s.id = i.step_id WHERE i.id = ${id}`), 'approval_base');
 });
