@@ -54,7 +54,12 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/jobs_index_omobilities.c gateway/jobs_resync.c gateway/api/api_omobility_las.c \
 	gateway/api/api_omobility_las_update.c gateway/jobs_refetch_las.c gateway/jobs_update.c \
 	gateway/api/api_imobilities.c gateway/api/api_imobility_cnr.c gateway/jobs_refetch_imobilities.c \
-	gateway/api/api_omobility_la_cnr_stats.c gateway/jobs_call.c
+	gateway/api/api_omobility_la_cnr_stats.c gateway/jobs_call.c $(PORTAL_SRCS)
+
+# The staff portal (gateway/portal/); its stylesheet is compiled in.
+PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
+	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
+	gateway/portal/portal_home.c gateway/portal/portal_pages.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \
@@ -76,14 +81,24 @@ ewpd ewpctl: all
 
 all: $(BUILD)/ewpd $(BUILD)/ewpctl
 
-$(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS)
+$(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS) $(BUILD)/gateway/portal/portal_css.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The portal's stylesheet as a C string, so ewpd serves it without a file.
+$(BUILD)/gateway/portal/portal_css.c: gateway/portal/portal.css
+	@mkdir -p $(dir $@)
+	@{ echo 'const char portal_css[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/gateway/portal/portal_css.o: $(BUILD)/gateway/portal/portal_css.c
+	$(CC) $(CFLAGS) -Wno-missing-variable-declarations -c -o $@ $<
 
 $(BUILD)/ewpctl: $(EWPCTL_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/gateway/ctl/ctl_migrate.o $(BUILD)/gateway/ctl/ewpctl.o: CFLAGS += -DEWP_SQL_DIR='"$(PREFIX)/share/ewpd/sql"'
-$(BUILD)/gateway/conf.o: CFLAGS += -DEWP_SCHEMA_DIR='"$(PREFIX)/share/ewpd/schemas"'
+$(BUILD)/gateway/conf.o: CFLAGS += -DEWP_SCHEMA_DIR='"$(PREFIX)/share/ewpd/schemas"' \
+	-DEWP_PORTAL_STRINGS='"$(PREFIX)/share/ewpd/portal"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -179,6 +194,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/ewpd/schemas/intake
 	install -m 0644 ewp-schemas/*.xsd $(DESTDIR)$(PREFIX)/share/ewpd/schemas/
 	install -m 0644 ewp-schemas/intake/*.xsd $(DESTDIR)$(PREFIX)/share/ewpd/schemas/intake/
+	install -d $(DESTDIR)$(PREFIX)/share/ewpd/portal/fr $(DESTDIR)$(PREFIX)/share/ewpd/portal/en
+	install -m 0644 conf/portal/fr/*.strings $(DESTDIR)$(PREFIX)/share/ewpd/portal/fr/
+	install -m 0644 conf/portal/en/*.strings $(DESTDIR)$(PREFIX)/share/ewpd/portal/en/
 
 clean:
 	rm -rf build build-san build-fuzz ewpd ewpctl

@@ -17,6 +17,9 @@
 #include "conf.h"
 #include "xmalloc.h"
 
+#ifndef EWP_PORTAL_STRINGS /* set by the Makefile from PREFIX */
+#define EWP_PORTAL_STRINGS "/usr/local/share/ewpd/portal"
+#endif
 #ifndef EWP_SCHEMA_DIR /* set by the Makefile from PREFIX */
 #define EWP_SCHEMA_DIR "/usr/local/share/ewpd/schemas"
 #endif
@@ -90,6 +93,14 @@ static const struct conf_key conf_keys[] = {
     {"jobs", "give_up_after", CONF_DURATION, F(jobs_give_up_after), 0, "24h", 0, 1, 30 * 86400},
     {"jobs", "ca_file", CONF_STR, F(jobs_ca_file), 0, "", CONF_PATH, 0, 0},
     {"mobility", "sync_hour", CONF_INT, F(mobility_sync_hour), 0, "2", 0, -1, 23},
+    {"portal", "enabled", CONF_BOOL, F(portal), 0, "on", 0, 0, 0},
+    {"portal", "strings", CONF_STR, F(portal_strings), 0, EWP_PORTAL_STRINGS, CONF_PATH, 0, 0},
+    {"portal", "session_idle", CONF_DURATION, F(portal_session_idle), 0, "30m", 0, 60, 86400},
+    {"portal", "session_max", CONF_DURATION, F(portal_session_max), 0, "10h", 0, 60, 7 * 86400},
+    {"portal", "max_failures", CONF_INT, F(portal_max_failures), 0, "5", 0, 1, 100},
+    {"portal", "lockout", CONF_DURATION, F(portal_lockout), 0, "15m", 0, 1, 86400},
+    {"portal", "sso_header", CONF_STR, F(portal_sso_header), 0, "", 0, 0, 0},
+    {"portal", "sso_proxies", CONF_LIST, F(portal_sso_proxies), F(nportal_sso_proxies), "", 0, 0, 0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

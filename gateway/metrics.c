@@ -13,7 +13,8 @@ static const char *const metrics_api_names[METRICS_API_COUNT] = {
     "manifest",           "echo",        "institutions",  "ounits",
     "course-replication", "courses",     "factsheet",     "omobility-cnr",
     "omobility-la-cnr",   "omobilities", "omobility-las", "imobilities",
-    "imobility-cnr",      "healthz",     "metrics",       "other"};
+    "imobility-cnr",      "healthz",     "metrics",       "portal",
+    "other"};
 
 struct metrics *
 metrics_new(void)

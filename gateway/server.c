@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "log.h"
+#include "portal/portal.h"
 #include "req.h"
 #include "db.h"
 #include "server.h"
@@ -181,6 +182,10 @@ server_request_cb(struct evhttp_request *ev, void *arg)
 	}
 	if (strcmp(rq->path, "/metrics") == 0) {
 		server_metrics(rq);
+		return;
+	}
+	if (strncmp(rq->path, "/portal", 7) == 0 && (rq->path[7] == '\0' || rq->path[7] == '/')) {
+		portal_dispatch(rq);
 		return;
 	}
 	api_dispatch(rq);

@@ -73,10 +73,18 @@ struct portal {
 	struct portal_user user; /* id 0: nobody signed in */
 	const char *lang;        /* "fr" or "en" */
 	const char *csrf;        /* this session's token for forms (hex) */
+	char csrf_buf[65];
+	char *token;             /* the session (or sign-in form) cookie's token */
+	bool lang_chosen;        /* the language cookie decided p->lang */
+	bool session_ended;      /* a session cookie came, its session is over */
+	bool session_unavailable; /* the database could not be asked */
 	struct form *params;     /* query (GET) or body (POST) parameters */
+	struct form own_params;
 	const char *path_arg;    /* the part after the page's prefix, e.g. "42" */
 	char *flash;             /* message shown once, from the redirect */
 	struct buf out;          /* the HTML being written */
+	bool out_full;           /* it passed its ceiling: a 500 is sent */
+	int status;              /* of portal_page_end(); 0: 200 */
 	/* statements of portal_run() and their results */
 	int nsql;
 	char *sql[PORTAL_MAX_SQL];
@@ -89,13 +97,22 @@ struct portal {
 	void *data; /* the page's own state */
 };
 
-/* One page or action. `prefix` ending in '/' takes an argument. */
+/*
+ * One page or action. A path ending in '/' is a prefix: what follows it
+ * is p->path_arg ("/students/" serves /portal/students/42/la with
+ * path_arg "42/la"); otherwise the path must match exactly.
+ */
 struct portal_page {
 	const char *method; /* "GET" or "POST" */
 	const char *path;   /* under /portal, e.g. "/students/" */
-	unsigned priv;      /* every bit needed; PRIV_NONE: any signed-in user */
+	unsigned priv;      /* any one of these bits; PRIV_NONE: any signed-in user */
+	bool anonymous;     /* served without a session (sign-in, stylesheet) */
 	void (*handle)(struct portal *p);
 };
+
+/* Each module's pages, ending with an entry whose method is NULL;
+ * portal_pages.c lists the modules. */
+extern const struct portal_page *const portal_modules[];
 
 /* Entry from server.c for every path under /portal. */
 void portal_dispatch(struct req *rq);
@@ -110,6 +127,12 @@ int portal_sql(struct portal *p, const char *sql, int nparams, const char *const
  * nothing was written; portal_db_failed() answers the common cases.
  */
 void portal_run(struct portal *p, bool write, portal_done *done);
+/* Forgets the statements and their rows, for a second portal_run(). */
+void portal_sql_reset(struct portal *p);
+/* Queues an ewp.audit_log row for the signed-in user's action (e.g.
+ * "decision.approve", "mobility", "42"): part of the same transaction. */
+void portal_audit(struct portal *p, const char *action, const char *object_type,
+                  const char *object_id);
 /* Cell by column name; NULL for SQL NULL or an unknown column. */
 const char *portal_cell(const struct portal_rows *r, int row, const char *col);
 /* Answers an error page when p->db_err is set (503 if unreachable). */

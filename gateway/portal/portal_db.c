@@ -1,0 +1,186 @@
+/*
+ * portal_db.c - the statements of one portal request: queued by the page,
+ * run in one transaction (read-only for pages), rows copied so the page
+ * can render them at leisure.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "log.h"
+#include "portal.h"
+#include "portal_int.h"
+#include "req.h"
+#include "xmalloc.h"
+
+struct portal_stmt {
+	struct portal *p;
+	int index;
+};
+
+int
+portal_sql(struct portal *p, const char *sql, int nparams, const char *const *params)
+{
+	int i = p->nsql;
+
+	if (i == PORTAL_MAX_SQL)
+		fatalx("portal: more than %d statements on %s", PORTAL_MAX_SQL, p->page->path);
+	p->sql[i] = xstrdup(sql);
+	p->sql_nparams[i] = nparams;
+	p->sql_params[i] = nparams ? xcalloc((size_t)nparams, sizeof(char *)) : NULL;
+	for (int j = 0; j < nparams; j++)
+		p->sql_params[i][j] = params[j] ? xstrdup(params[j]) : NULL;
+	p->nsql++;
+	return i;
+}
+
+static void
+portal_keep_err(struct portal *p, const char *err)
+{
+	const char *msg;
+
+	if (p->db_err || err == NULL)
+		return;
+	p->db_err = xstrdup(err);
+	/* "SSSSS: message": the message alone is what a user may read */
+	msg = strlen(err) > 7 && err[5] == ':' ? err + 7 : err;
+	p->db_err_message = xstrndup(msg, strcspn(msg, "\n"));
+}
+
+static void
+portal_copy_rows(struct portal_rows *r, PGresult *res)
+{
+	r->nrows = PQntuples(res);
+	r->ncols = PQnfields(res);
+	r->affected = atol(PQcmdTuples(res));
+	r->names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
+	for (int c = 0; c < r->ncols; c++)
+		r->names[c] = xstrdup(PQfname(res, c));
+	r->cells = xcalloc((size_t)r->nrows * (size_t)r->ncols + 1, sizeof(char *));
+	for (int i = 0; i < r->nrows; i++)
+		for (int c = 0; c < r->ncols; c++)
+			if (!PQgetisnull(res, i, c))
+				r->cells[i * r->ncols + c] = xstrdup(PQgetvalue(res, i, c));
+}
+
+static void
+portal_stmt_cb(PGresult *res, const char *err, void *arg)
+{
+	struct portal_stmt *st = arg;
+
+	if (err)
+		portal_keep_err(st->p, err);
+	else
+		portal_copy_rows(&st->p->rows[st->index], res);
+	free(st);
+}
+
+static void
+portal_commit_cb(const char *err, void *arg)
+{
+	struct portal *p = arg;
+
+	portal_keep_err(p, err);
+	if (p->db_err && !db_err_unavailable(p->db_err))
+		log_info("portal %s %s: %s", p->page->method, p->page->path, p->db_err);
+	p->done(p);
+}
+
+void
+portal_run(struct portal *p, bool write, portal_done *done)
+{
+	struct db_tx *tx;
+
+	p->done = done;
+	if (p->d->db == NULL) {
+		portal_keep_err(p, "08001: no database configured");
+		done(p);
+		return;
+	}
+	tx = db_tx_begin(p->d->db, NULL, NULL);
+	if (!write)
+		db_tx_query(tx, "SET TRANSACTION READ ONLY", 0, NULL, NULL, NULL);
+	for (int i = 0; i < p->nsql; i++) {
+		struct portal_stmt *st = xcalloc(1, sizeof(*st));
+
+		st->p = p;
+		st->index = i;
+		db_tx_query(tx, p->sql[i], p->sql_nparams[i], (const char *const *)p->sql_params[i],
+		            portal_stmt_cb, st);
+	}
+	db_tx_commit(tx, portal_commit_cb, p);
+}
+
+const char *
+portal_cell(const struct portal_rows *r, int row, const char *col)
+{
+	if (row < 0 || row >= r->nrows)
+		return NULL;
+	for (int c = 0; c < r->ncols; c++)
+		if (strcmp(r->names[c], col) == 0)
+			return r->cells[row * r->ncols + c];
+	return NULL;
+}
+
+bool
+portal_db_failed(struct portal *p)
+{
+	if (p->db_err == NULL)
+		return false;
+	if (db_err_unavailable(p->db_err))
+		portal_error(p, 503, NULL);
+	else if (db_err_is(p->db_err, "23") || db_err_is(p->db_err, "P0001") ||
+	         db_err_is(p->db_err, "22"))
+		/* a rule of the core refused the change: the user can act on it */
+		portal_error(p, 409, p->db_err_message);
+	else
+		portal_error(p, 500, NULL);
+	return true;
+}
+
+/* Forgets the statements and rows so a request can run a second batch. */
+void
+portal_sql_reset(struct portal *p)
+{
+	for (int i = 0; i < p->nsql; i++) {
+		struct portal_rows *r = &p->rows[i];
+
+		free(p->sql[i]);
+		for (int j = 0; j < p->sql_nparams[i]; j++)
+			free(p->sql_params[i][j]);
+		free(p->sql_params[i]);
+		for (int c = 0; c < r->ncols; c++)
+			free(r->names[c]);
+		for (int k = 0; k < r->nrows * r->ncols; k++)
+			free(r->cells[k]);
+		free(r->names);
+		free(r->cells);
+		memset(r, 0, sizeof(*r));
+		p->sql[i] = NULL;
+		p->sql_params[i] = NULL;
+		p->sql_nparams[i] = 0;
+	}
+	p->nsql = 0;
+	free(p->db_err);
+	free(p->db_err_message);
+	p->db_err = p->db_err_message = NULL;
+}
+
+void
+portal_audit(struct portal *p, const char *action, const char *object_type, const char *object_id)
+{
+	static const char sql[] =
+	    "INSERT INTO ewp.audit_log (actor, utilisateur_id, action, object_type, object_id,"
+	    " client_addr) VALUES ($1, $2::bigint, $3, $4, $5, $6::inet)";
+	const char *addr = portal_client_addr(p);
+	char uid[24];
+	const char *params[6] = {p->user.username ? p->user.username : "anonymous",
+	                         p->user.id ? uid : NULL, action, object_type, object_id,
+	                         addr[0] ? addr : NULL};
+
+	snprintf(uid, sizeof(uid), "%ld", p->user.id);
+	portal_sql(p, sql, 6, params);
+}

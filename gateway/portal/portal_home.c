@@ -1,0 +1,63 @@
+/*
+ * portal_home.c - the pages every visitor may reach: the home page (staff
+ * go on to their dashboard), the stylesheet and the language switch.
+ */
+#include <string.h>
+
+#include "portal.h"
+#include "portal_int.h"
+#include "req.h"
+
+static void
+home_page(struct portal *p)
+{
+	if (p->user.privs & (PRIV_STUDENTS | PRIV_REFERENT)) {
+		portal_redirect(p, "/dashboard", p->flash);
+		return;
+	}
+	portal_page_begin(p, "home.title");
+	h_fmt(p, "<p>%s</p>", T(p, "home.no_rights"));
+	portal_page_end(p);
+}
+
+static void
+stylesheet(struct portal *p)
+{
+	req_add_header(p->rq, "Cache-Control", "max-age=3600");
+	req_add_header(p->rq, "X-Content-Type-Options", "nosniff");
+	req_reply(p->rq, 200, "text/css; charset=utf-8", portal_css, strlen(portal_css));
+	portal_free(p);
+}
+
+/* A path of ours to go back to: /portal/..., nothing that leaves the site. */
+static bool
+lang_back_ok(const char *back)
+{
+	if (back == NULL || strncmp(back, "/portal/", 8) != 0 || strstr(back, "//") ||
+	    strchr(back, '\\'))
+		return false;
+	for (const char *s = back; *s; s++)
+		if ((unsigned char)*s < 0x21 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void
+switch_lang(struct portal *p)
+{
+	const char *to = portal_param(p, "to"), *back = portal_param(p, "back");
+
+	if (to == NULL || (strcmp(to, "fr") != 0 && strcmp(to, "en") != 0)) {
+		portal_error(p, 400, "to=fr or to=en");
+		return;
+	}
+	portal_set_cookie(p, PORTAL_LANG_COOKIE, to, 365L * 86400);
+	portal_redirect(p, lang_back_ok(back) ? back + 7 : "/", NULL);
+}
+
+const struct portal_page portal_home_pages[] = {
+    {"GET", "/", PRIV_NONE, false, home_page},
+    {"GET", "/static/portal.css", PRIV_NONE, true, stylesheet},
+    {"GET", "/lang", PRIV_NONE, true, switch_lang},
+    {NULL, NULL, 0, false, NULL},
+};

@@ -1,0 +1,14 @@
+/*
+ * portal_pages.c - the portal's modules; each file lists its own pages
+ * (method, path, privilege, handler) and the router searches them all.
+ */
+#include "portal.h"
+
+extern const struct portal_page portal_home_pages[];
+extern const struct portal_page portal_login_pages[];
+
+const struct portal_page *const portal_modules[] = {
+    portal_home_pages,
+    portal_login_pages,
+    NULL,
+};
