@@ -41,7 +41,8 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 	gateway/registry_load.c gateway/registry_elems.c gateway/conf.c gateway/form.c gateway/fetch.c \
 	gateway/xmlw.c gateway/nonce.c gateway/shm.c gateway/metrics.c gateway/httpc.c gateway/db.c \
 	gateway/csv.c gateway/json.c gateway/msglog.c gateway/sync.c gateway/sync_fetch.c \
-	gateway/sync_read.c gateway/sync_store.c
+	gateway/sync_read.c gateway/sync_store.c \
+	gateway/portal/portal_password.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \
@@ -68,7 +69,8 @@ EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.
 	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c gateway/ctl/ctl_decide.c \
 	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c
 
-UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs
+UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs \
+	password
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 EWPD_OBJS   := $(EWPD_SRCS:%.c=$(BUILD)/%.o)
