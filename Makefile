@@ -44,6 +44,11 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 	gateway/sync_read.c gateway/sync_store.c \
 	gateway/portal/portal_password.c
 
+# The staff portal (gateway/portal/); its stylesheet is compiled in.
+PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
+	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
+	gateway/portal/portal_home.c gateway/portal/portal_pages.c
+
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \
 	gateway/api/api_discovery.c gateway/api/api_db.c gateway/api/api_institutions.c \
@@ -56,11 +61,6 @@ EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server
 	gateway/api/api_omobility_las_update.c gateway/jobs_refetch_las.c gateway/jobs_update.c \
 	gateway/api/api_imobilities.c gateway/api/api_imobility_cnr.c gateway/jobs_refetch_imobilities.c \
 	gateway/api/api_omobility_la_cnr_stats.c gateway/jobs_call.c $(PORTAL_SRCS)
-
-# The staff portal (gateway/portal/); its stylesheet is compiled in.
-PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
-	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
-	gateway/portal/portal_home.c gateway/portal/portal_pages.c
 
 EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.c \
 	gateway/ctl/ctl_registry.c gateway/ctl/ctl_migrate.c gateway/ctl/ctl_import.c \

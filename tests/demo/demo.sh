@@ -189,6 +189,9 @@ admin_email = ewp-admin@$3
 admin_provider = SMILE EWP gateway (UNICAEN, UNISTRA)
 ; the repository's schemas (the demo is not installed)
 schema_dir = $top/ewp-schemas
+[portal]
+; the repository's interface strings (the demo is not installed)
+strings = $top/conf/portal
 [keys]
 keys_dir = keys
 client_key = client.pem

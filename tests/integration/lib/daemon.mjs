@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { EWPD, EWPCTL, KEEP_TMP, PROJECT_SCHEMAS, REPO_ROOT, requireBinary } from './env.mjs';
+import { EWPD, EWPCTL, KEEP_TMP, PROJECT_PORTAL_STRINGS, PROJECT_SCHEMAS, REPO_ROOT, requireBinary } from './env.mjs';
 import { buildCatalogue } from './catalogue.mjs';
 import { Connection, freePort, request } from './http.mjs';
 import { Postgres } from './pg.mjs';
@@ -108,6 +108,8 @@ const DEFAULT_CONF = () => ({
   },
   keys: { keys_dir: '', client_key: 'client.pem', server_key: 'server.pem', publish_client: '', publish_server: '' },
   registry: { url: '', refresh: '1m', cache: '', ca_file: '' },
+  // the repository's interface strings, as for the schemas
+  portal: { strings: PROJECT_PORTAL_STRINGS },
 });
 
 export function renderConf(conf) {

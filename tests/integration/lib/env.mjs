@@ -19,6 +19,7 @@ export const EWPD = fromRoot(process.env.EWPD || 'build/ewpd');
 export const EWPCTL = fromRoot(process.env.EWPCTL || 'build/ewpctl');
 export const SPECS = fromRoot(process.env.EWP_SPECS || '../shared/ewp-specs');
 export const PROJECT_SCHEMAS = path.join(REPO_ROOT, 'ewp-schemas');
+export const PROJECT_PORTAL_STRINGS = path.join(REPO_ROOT, 'conf', 'portal');
 
 // Keep temporary directories after the run (for post-mortem) when set.
 export const KEEP_TMP = !!process.env.KEEP_TMP;
