@@ -178,7 +178,10 @@ portal_audit(struct portal *p, const char *action, const char *object_type, cons
 	const char *addr = portal_client_addr(p);
 	char uid[24];
 	const char *params[6] = {p->user.username ? p->user.username : "anonymous",
-	                         p->user.id ? uid : NULL, action, object_type, object_id,
+	                         p->user.id ? uid : NULL,
+	                         action,
+	                         object_type,
+	                         object_id,
 	                         addr[0] ? addr : NULL};
 
 	snprintf(uid, sizeof(uid), "%ld", p->user.id);

@@ -17,7 +17,7 @@
 
 /* No script, no frame, no foreign origin: only our stylesheet and forms. */
 #define PORTAL_CSP                                                                                 \
-	"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "                   \
+	"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "               \
 	"frame-ancestors 'none'; base-uri 'none'"
 
 static void
@@ -44,12 +44,23 @@ h_text(struct portal *p, const char *text)
 		const char *rep;
 
 		switch (*s) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&#39;"; break;
-		default: continue;
+		case '&':
+			rep = "&amp;";
+			break;
+		case '<':
+			rep = "&lt;";
+			break;
+		case '>':
+			rep = "&gt;";
+			break;
+		case '"':
+			rep = "&quot;";
+			break;
+		case '\'':
+			rep = "&#39;";
+			break;
+		default:
+			continue;
 		}
 		h_add(p, run, (size_t)(s - run));
 		h_raw(p, rep);
@@ -146,7 +157,8 @@ portal_header(struct portal *p)
 	h_fmt(p, "<p class=\"brand\"><a href=\"/portal/\">%s</a> <span>%s</span></p>",
 	      T(p, "app.name"), p->d->conf->hei_name);
 	if (p->user.id) {
-		portal_nav(p);
+		if (p->user.privs)
+			portal_nav(p);
 		h_fmt(p, "<div class=\"who\"><span>%s</span> <span class=\"roles\">%s</span>",
 		      p->user.display_name, p->user.roles ? p->user.roles : "");
 		h_raw(p, "<form method=\"post\" action=\"/portal/logout\">");
@@ -242,8 +254,8 @@ portal_error(struct portal *p, int status, const char *message)
 }
 
 void
-portal_download(struct portal *p, const char *content_type, const char *filename,
-                const char *body, size_t len)
+portal_download(struct portal *p, const char *content_type, const char *filename, const char *body,
+                size_t len)
 {
 	char *disp = xasprintf("attachment; filename=\"%s\"", filename);
 
