@@ -55,7 +55,7 @@ portal_copy_rows(struct portal_rows *r, PGresult *res)
 {
 	r->nrows = PQntuples(res);
 	r->ncols = PQnfields(res);
-	r->affected = atol(PQcmdTuples(res));
+	r->affected = strtol(PQcmdTuples(res), NULL, 10);
 	r->names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
 	for (int c = 0; c < r->ncols; c++)
 		r->names[c] = xstrdup(PQfname(res, c));

@@ -150,7 +150,7 @@ login_checked(struct portal *p)
 		                     ? "login.locked"
 		                     : "login.failed";
 	}
-	l->user_id = id ? atol(id) : 0;
+	l->user_id = id ? strtol(id, NULL, 10) : 0;
 	l->username = id ? xstrdup(portal_cell(r, 0, "username")) : NULL;
 	portal_sql_reset(p);
 	if (l->user_id == 0) {
@@ -248,7 +248,7 @@ sso_found(struct portal *p)
 		portal_error(p, 403, T(p, "sso.unknown"));
 		return;
 	}
-	id = atol(portal_cell(r, 0, "id"));
+	id = strtol(portal_cell(r, 0, "id"), NULL, 10);
 	p->user.username = xstrdup(portal_cell(r, 0, "username"));
 	p->user.id = id;
 	portal_sql_reset(p);

@@ -226,7 +226,7 @@ portal_session_cb(PGresult *res, const char *err, void *arg)
 		struct portal_user *u = &p->user;
 		const char *lang = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
 
-		u->id = atol(PQgetvalue(res, 0, 0));
+		u->id = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 		u->username = xstrdup(PQgetvalue(res, 0, 1));
 		u->display_name = xstrdup(PQgetvalue(res, 0, 2));
 		u->email = PQgetisnull(res, 0, 3) ? NULL : xstrdup(PQgetvalue(res, 0, 3));
