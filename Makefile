@@ -128,7 +128,13 @@ unit: $(UNIT_BINS)
 integration: all
 	@EWPD=$(BUILD)/ewpd EWPCTL=$(BUILD)/ewpctl tests/integration/run.sh
 
-check: deps
+# make check also needs a browser (Debian's chromium, for the portal's
+# browser tests); make demo does not.
+.PHONY: deps-check
+deps-check:
+	@EWP_EXTRA_PACKAGES="$(EWP_EXTRA_PACKAGES) chromium" .ci/install-deps.sh
+
+check: deps-check
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
