@@ -55,6 +55,11 @@ static const char session_sql[] =
     "   END AS composantes"
     "  FROM s JOIN smile.utilisateur u ON u.id = s.utilisateur_id WHERE u.active";
 
+/* Sessions over for a day go at each sign-in: the table stays small
+ * without a timer of its own (expires_at is indexed). */
+static const char session_purge_sql[] =
+    "DELETE FROM ewp.portal_sessions WHERE expires_at < now() - interval '1 day'";
+
 static const char session_insert_sql[] =
     "INSERT INTO ewp.portal_sessions (token_sha256, utilisateur_id, expires_at, client_addr,"
     " user_agent) VALUES ($1::bytea, $2::bigint, now() + make_interval(secs => $3::int),"
@@ -276,6 +281,7 @@ portal_session_start(struct portal *p, long user_id)
 	portal_token_hash(token, hash, sizeof(hash));
 	snprintf(uid, sizeof(uid), "%ld", user_id);
 	snprintf(max, sizeof(max), "%d", p->d->conf->portal_session_max);
+	portal_sql(p, session_purge_sql, 0, NULL);
 	portal_sql(p, session_insert_sql, 5, params);
 	portal_set_cookie(p, portal_session_cookie_name(p), token, -1);
 	/* the anonymous token of the sign-in form is spent */
