@@ -12,25 +12,10 @@
 #include <string.h>
 
 #include "portal.h"
+#include "portal_text.h"
 #include "xmalloc.h"
 
 #define EXPORT_MAX (64 * 1024 * 1024) /* bytes of one download */
-
-static int
-csv_cell(struct buf *b, const char *v)
-{
-	bool quote = strpbrk(v, ",\"\r\n") != NULL;
-	bool formula = strchr("=+-@\t\r", v[0]) != NULL && v[0] != '\0';
-
-	if (quote && buf_addstr(b, "\"") == -1)
-		return -1;
-	if (formula && buf_addstr(b, "'") == -1)
-		return -1;
-	for (const char *s = v; *s; s++)
-		if (buf_add(b, s, 1) == -1 || (*s == '"' && buf_add(b, s, 1) == -1))
-			return -1;
-	return quote ? buf_addstr(b, "\"") : 0;
-}
 
 static int
 export_csv(struct portal *p, const struct portal_rows *r, const struct portal_column *cols,
@@ -39,7 +24,8 @@ export_csv(struct portal *p, const struct portal_rows *r, const struct portal_co
 	if (buf_addstr(b, "\xef\xbb\xbf") == -1)
 		return -1;
 	for (size_t c = 0; c < ncols; c++)
-		if ((c && buf_addstr(b, ",") == -1) || csv_cell(b, T(p, cols[c].title_key)) == -1)
+		if ((c && buf_addstr(b, ",") == -1) ||
+		    portal_csv_cell(b, T(p, cols[c].title_key)) == -1)
 			return -1;
 	if (buf_addstr(b, "\r\n") == -1)
 		return -1;
@@ -47,7 +33,7 @@ export_csv(struct portal *p, const struct portal_rows *r, const struct portal_co
 		for (size_t c = 0; c < ncols; c++) {
 			const char *v = portal_cell(r, i, cols[c].col);
 
-			if ((c && buf_addstr(b, ",") == -1) || csv_cell(b, v ? v : "") == -1)
+			if ((c && buf_addstr(b, ",") == -1) || portal_csv_cell(b, v ? v : "") == -1)
 				return -1;
 		}
 		if (buf_addstr(b, "\r\n") == -1)

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "portal.h"
 #include "portal_int.h"
+#include "portal_text.h"
 #include "req.h"
 #include "xmalloc.h"
 
@@ -96,30 +97,10 @@ portal_privs_of(const char *codes)
 bool
 portal_cookie(const struct portal *p, const char *name, char *out, size_t outlen)
 {
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < p->rq->nreceived; i++) {
-		const char *c;
-
-		if (strcasecmp(p->rq->received[i].name, "Cookie") != 0)
-			continue;
-		for (c = p->rq->received[i].value; *c;) {
-			size_t len;
-
-			c += strspn(c, " ;");
-			len = strcspn(c, ";");
-			if (len > n && strncmp(c, name, n) == 0 && c[n] == '=') {
-				size_t vlen = len - n - 1;
-
-				if (vlen >= outlen)
-					return false;
-				memcpy(out, c + n + 1, vlen);
-				out[vlen] = '\0';
-				return true;
-			}
-			c += len;
-		}
-	}
+	for (size_t i = 0; i < p->rq->nreceived; i++)
+		if (strcasecmp(p->rq->received[i].name, "Cookie") == 0 &&
+		    portal_cookie_parse(p->rq->received[i].value, name, out, outlen))
+			return true;
 	return false;
 }
 
