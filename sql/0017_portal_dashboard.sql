@@ -86,7 +86,9 @@ COMMENT ON VIEW smile.incoming_student IS
 -- "students"), p_composantes (NULL: all; else the ids the user is limited
 -- to), p_referent (privilege "referent"), p_email (the user's e-mail).
 -- The filters are ANDed; NULL is "any". p_q is matched, case-insensitively,
--- inside "given family" or "family given".
+-- inside "given family" or "family given" (lower(): letters beyond ASCII
+-- fold as the database's locale folds them; a C-locale database folds
+-- ASCII only).
 -- partner_name and composante_name are in p_lang.
 CREATE FUNCTION smile.portal_incoming(
     p_students boolean, p_composantes bigint[], p_referent boolean, p_email text,

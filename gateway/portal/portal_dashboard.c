@@ -22,11 +22,10 @@
 #include "portal.h"
 #include "xmalloc.h"
 
-#define DASH_PAGE_SIZE   100     /* students on one page */
-#define DASH_MAX_PAGE    100000  /* highest page number accepted */
-#define DASH_MAX_Q       100     /* bytes of the name searched */
-#define DASH_QUERY_MAX   4096    /* bytes of a link's query string */
-#define DASH_EXPORT_MAX  (64 * 1024 * 1024) /* bytes of an export */
+#define DASH_PAGE_SIZE 100    /* students on one page */
+#define DASH_MAX_PAGE  100000 /* highest page number accepted */
+#define DASH_MAX_Q     100    /* bytes of the name searched */
+#define DASH_QUERY_MAX 4096   /* bytes of a link's query string */
 
 enum dash_format { DASH_HTML, DASH_CSV, DASH_TXT };
 
@@ -129,8 +128,7 @@ dash_filter_read(struct portal *p, struct dash_filter *f)
 		bad = "dashboard.bad_sort";
 	else if (page && !dash_number(page, 6, 1, DASH_MAX_PAGE))
 		bad = "dashboard.bad_page";
-	else if (format && strcmp(format, "csv") != 0 && strcmp(format, "txt") != 0 &&
-	         strcmp(format, "html") != 0)
+	else if (format && strcmp(format, "csv") != 0 && strcmp(format, "txt") != 0)
 		bad = "dashboard.bad_format";
 	if (bad) {
 		portal_error(p, 400, T(p, bad));
@@ -157,16 +155,14 @@ dash_filter_read(struct portal *p, struct dash_filter *f)
 #define DASH_NPARAMS 11
 #define DASH_SCOPE   "$1::boolean, $2::bigint[], $3::boolean, $4::text, $5::text"
 #define DASH_FILTERED                                                                              \
-	"smile.portal_incoming(" DASH_SCOPE ", $6::smallint, $7::text, $8::bigint, $9::bigint,"        \
+	"smile.portal_incoming(" DASH_SCOPE ", $6::smallint, $7::text, $8::bigint, $9::bigint,"    \
 	" $10::smallint, $11::text)"
-#define DASH_UNFILTERED                                                                            \
-	"smile.portal_incoming(" DASH_SCOPE ", NULL, NULL, NULL, NULL, NULL, NULL)"
+#define DASH_UNFILTERED "smile.portal_incoming(" DASH_SCOPE ", NULL, NULL, NULL, NULL, NULL, NULL)"
 
-static const char sql_status[] =
-    "SELECT st.status, st.label, count(s.mobility_id) AS n"
-    "  FROM smile.inscription_status st"
-    "  LEFT JOIN " DASH_FILTERED " s ON s.status = st.status"
-    " GROUP BY st.status, st.label ORDER BY st.status";
+static const char sql_status[] = "SELECT st.status, st.label, count(s.mobility_id) AS n"
+                                 "  FROM smile.inscription_status st"
+                                 "  LEFT JOIN " DASH_FILTERED " s ON s.status = st.status"
+                                 " GROUP BY st.status, st.label ORDER BY st.status";
 
 static const char sql_steps[] =
     "SELECT t.id, t.code, t.label, t.position, t.active, count(s.mobility_id) AS n"
@@ -176,14 +172,14 @@ static const char sql_steps[] =
 
 /* $12 sort, then for a page $13 limit and $14 offset. */
 #define DASH_LIST_COLS                                                                             \
-	"SELECT s.mobility_id, s.given_names, s.family_name, s.sending_hei_id, s.partner_name,"        \
-	" s.composante_name, s.academic_year, s.step_code, s.step_label, s.step_active, s.status,"     \
-	" s.status_label, to_char(s.nominated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS"         \
-	" nominated, s.la_state"                                                                        \
-	"  FROM " DASH_FILTERED " s"                                                                   \
-	" ORDER BY CASE WHEN $12::text = 'date' THEN s.nominated_at END DESC,"                          \
-	" CASE WHEN $12::text = 'partner' THEN lower(s.partner_name) END,"                              \
-	" CASE WHEN $12::text = 'step' THEN s.step_position END,"                                       \
+	"SELECT s.mobility_id, s.given_names, s.family_name, s.sending_hei_id, s.partner_name,"    \
+	" s.composante_name, s.academic_year, s.step_code, s.step_label, s.step_active, s.status," \
+	" s.status_label, to_char(s.nominated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS"     \
+	" nominated, s.la_state, s.status_label AS status_text, s.la_state AS la_text"             \
+	"  FROM " DASH_FILTERED " s"                                                               \
+	" ORDER BY CASE WHEN $12::text = 'date' THEN s.nominated_at END DESC,"                     \
+	" CASE WHEN $12::text = 'partner' THEN lower(s.partner_name) END,"                         \
+	" CASE WHEN $12::text = 'step' THEN s.step_position END,"                                  \
 	" lower(s.family_name), lower(s.given_names), s.mobility_id"
 
 static const char sql_list_page[] = DASH_LIST_COLS " LIMIT $13::int OFFSET $14::int";
@@ -338,8 +334,8 @@ dash_query_add(struct buf *b, bool *full, const char *name, const char *value)
 	for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
 		char e[3] = {'%', hex[*s >> 4], hex[*s & 15]};
 
-		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		    strchr("-._~", *s))
+		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || strchr("-._~", *s))
 			dash_add(b, full, (const char *)s, 1);
 		else
 			dash_add(b, full, e, 3);
@@ -358,8 +354,12 @@ dash_href(struct buf *b, const struct dash_filter *f, const char *name, const ch
 	struct {
 		const char *name, *value;
 	} kv[] = {
-	    {"year", f->year},       {"partner", f->partner}, {"composante", f->composante},
-	    {"step", f->step},       {"status", f->status},   {"q", f->q},
+	    {"year", f->year},
+	    {"partner", f->partner},
+	    {"composante", f->composante},
+	    {"step", f->step},
+	    {"status", f->status},
+	    {"q", f->q},
 	    {"sort", strcmp(f->sort, "name") ? f->sort : NULL},
 	};
 	bool full = false;
@@ -408,10 +408,11 @@ dash_needs_simple(struct portal *p, const struct portal_rows *r, const char *id,
 	}
 	h_fmt(p, "<table id=\"%s\">", id);
 	dash_needs_caption(p, r, caption_key);
-	h_fmt(p,
-	      "<thead><tr><th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
-	      "</tr></thead><tbody>",
-	      T(p, "dashboard.col.student"), T(p, "dashboard.col.partner"), T(p, when_key));
+	h_fmt(
+	    p,
+	    "<thead><tr><th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
+	    "</tr></thead><tbody>",
+	    T(p, "dashboard.col.student"), T(p, "dashboard.col.partner"), T(p, when_key));
 	for (int i = 0; i < r->nrows; i++) {
 		h_fmt(p, "<tr id=\"%s-%s\"><td>", id, portal_cell(r, i, "mobility_id"));
 		dash_student_link(p, r, i);
@@ -419,7 +420,7 @@ dash_needs_simple(struct portal *p, const struct portal_rows *r, const char *id,
 		      portal_cell(r, i, "at"));
 	}
 	h_raw(p, "</tbody></table>");
-	if (atol(portal_cell(r, 0, "total")) > r->nrows)
+	if (strtol(portal_cell(r, 0, "total"), NULL, 10) > r->nrows)
 		h_fmt(p, "<p class=\"muted\">%s</p>", T(p, "dashboard.needs.more"));
 }
 
@@ -433,12 +434,13 @@ dash_needs_decisions(struct portal *p, const struct portal_rows *r)
 	}
 	h_raw(p, "<table id=\"needs-decisions\">");
 	dash_needs_caption(p, r, "dashboard.needs.decisions");
-	h_fmt(p,
-	      "<thead><tr><th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
-	      "<th scope=\"col\">%s</th><th scope=\"col\">%s</th></tr></thead><tbody>",
-	      T(p, "dashboard.col.student"), T(p, "dashboard.col.partner"),
-	      T(p, "dashboard.col.decision"), T(p, "dashboard.col.message"),
-	      T(p, "dashboard.col.when"));
+	h_fmt(
+	    p,
+	    "<thead><tr><th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
+	    "<th scope=\"col\">%s</th><th scope=\"col\">%s</th></tr></thead><tbody>",
+	    T(p, "dashboard.col.student"), T(p, "dashboard.col.partner"),
+	    T(p, "dashboard.col.decision"), T(p, "dashboard.col.message"),
+	    T(p, "dashboard.col.when"));
 	for (int i = 0; i < r->nrows; i++) {
 		char kind[64], state[64];
 
@@ -450,12 +452,13 @@ dash_needs_decisions(struct portal *p, const struct portal_rows *r)
 		h_fmt(p,
 		      "</td><td>%s</td><td>%s: <span class=\"status-bad\">%s</span></td><td>%s</td>"
 		      "<td>%s</td></tr>",
-		      portal_cell(r, i, "partner_name"), dash_label(p, kind, portal_cell(r, i, "kind")),
-		      dash_label(p, state, portal_cell(r, i, "state")), portal_cell(r, i, "message"),
-		      portal_cell(r, i, "at"));
+		      portal_cell(r, i, "partner_name"),
+		      dash_label(p, kind, portal_cell(r, i, "kind")),
+		      dash_label(p, state, portal_cell(r, i, "state")),
+		      portal_cell(r, i, "message"), portal_cell(r, i, "at"));
 	}
 	h_raw(p, "</tbody></table>");
-	if (atol(portal_cell(r, 0, "total")) > r->nrows)
+	if (strtol(portal_cell(r, 0, "total"), NULL, 10) > r->nrows)
 		h_fmt(p, "<p class=\"muted\">%s</p>", T(p, "dashboard.needs.more"));
 }
 
@@ -471,8 +474,7 @@ dash_select_begin(struct portal *p, const char *name, const char *label_key)
 }
 
 static void
-dash_option(struct portal *p, const char *value, const char *label, const char *current,
-            bool *seen)
+dash_option(struct portal *p, const char *value, const char *label, const char *current, bool *seen)
 {
 	bool sel = current && value && strcmp(current, value) == 0;
 
@@ -499,8 +501,8 @@ dash_select_options(struct portal *p, const struct portal_rows *opt, const char 
 	dash_select_begin(p, name, label_key);
 	for (int i = 0; i < opt->nrows; i++)
 		if (strcmp(portal_cell(opt, i, "kind"), kind) == 0)
-			dash_option(p, portal_cell(opt, i, "value"), portal_cell(opt, i, "label"), current,
-			            &seen);
+			dash_option(p, portal_cell(opt, i, "value"), portal_cell(opt, i, "label"),
+			            current, &seen);
 	dash_select_end(p, current, seen);
 }
 
@@ -528,9 +530,10 @@ dash_filters_form(struct portal *p, const struct dash_filter *f)
 	seen = false;
 	dash_select_begin(p, "status", "dashboard.f.status");
 	for (int i = 0; i < st->nrows; i++)
-		dash_option(p, portal_cell(st, i, "status"),
-		            dash_status_label(p, portal_cell(st, i, "status"), portal_cell(st, i, "label")),
-		            f->status, &seen);
+		dash_option(
+		    p, portal_cell(st, i, "status"),
+		    dash_status_label(p, portal_cell(st, i, "status"), portal_cell(st, i, "label")),
+		    f->status, &seen);
 	dash_select_end(p, f->status, seen);
 	h_fmt(p,
 	      "<p><label for=\"f-q\">%s</label><input id=\"f-q\" name=\"q\" type=\"search\""
@@ -560,10 +563,11 @@ dash_counts(struct portal *p, const struct dash_filter *f, struct buf *q)
 	      "<section id=\"counts\" aria-labelledby=\"counts-h\"><h2 id=\"counts-h\">%s</h2>"
 	      "<div class=\"actions\">",
 	      T(p, "dashboard.counts"));
-	h_fmt(p,
-	      "<table id=\"counts-status\"><caption>%s</caption><thead><tr><th scope=\"col\">%s</th>"
-	      "<th scope=\"col\" class=\"num\">%s</th></tr></thead><tbody>",
-	      T(p, "dashboard.by_status"), T(p, "dashboard.col.status"), T(p, "dashboard.col.count"));
+	h_fmt(
+	    p,
+	    "<table id=\"counts-status\"><caption>%s</caption><thead><tr><th scope=\"col\">%s</th>"
+	    "<th scope=\"col\" class=\"num\">%s</th></tr></thead><tbody>",
+	    T(p, "dashboard.by_status"), T(p, "dashboard.col.status"), T(p, "dashboard.col.count"));
 	for (int i = 0; i < st->nrows; i++) {
 		const char *s = portal_cell(st, i, "status");
 
@@ -571,7 +575,8 @@ dash_counts(struct portal *p, const struct dash_filter *f, struct buf *q)
 		      "<tr><th scope=\"row\"><a href=\"/portal/dashboard?%s\">%s</a></th>"
 		      "<td class=\"num\" id=\"count-status-%s\">%s</td></tr>",
 		      dash_href(q, f, "status", s, 0, NULL),
-		      dash_status_label(p, s, portal_cell(st, i, "label")), s, portal_cell(st, i, "n"));
+		      dash_status_label(p, s, portal_cell(st, i, "label")), s,
+		      portal_cell(st, i, "n"));
 	}
 	h_raw(p, "</tbody></table>");
 	h_fmt(p,
@@ -583,14 +588,16 @@ dash_counts(struct portal *p, const struct dash_filter *f, struct buf *q)
 	for (int i = 0; i < steps->nrows; i++) {
 		bool active = strcmp(portal_cell(steps, i, "active"), "t") == 0;
 
+		h_raw(p, active ? "<tr>" : "<tr class=\"muted step-inactive\">");
 		h_fmt(p,
-		      "<tr%s><td class=\"num\">%s</td><th scope=\"row\">"
-		      "<a href=\"/portal/dashboard?%s\">%s</a>",
-		      active ? "" : " class=\"muted step-inactive\"", portal_cell(steps, i, "position"),
+		      "<td class=\"num\">%s</td><th scope=\"row\"><a "
+		      "href=\"/portal/dashboard?%s\">%s</a>",
+		      portal_cell(steps, i, "position"),
 		      dash_href(q, f, "step", portal_cell(steps, i, "id"), 0, NULL),
 		      portal_cell(steps, i, "label"));
 		if (!active)
-			h_fmt(p, " <span class=\"inactive\">(%s)</span>", T(p, "dashboard.inactive"));
+			h_fmt(p, " <span class=\"inactive\">(%s)</span>",
+			      T(p, "dashboard.inactive"));
 		h_fmt(p, "</th><td class=\"num\" id=\"count-step-%s\">%s</td></tr>",
 		      portal_cell(steps, i, "code"), portal_cell(steps, i, "n"));
 	}
@@ -632,28 +639,35 @@ dash_list(struct portal *p, const struct dash_filter *f, struct buf *q, long tot
 
 			h_fmt(p, "<tr id=\"student-%s\"><td>", portal_cell(r, i, "mobility_id"));
 			dash_student_link(p, r, i);
-			h_fmt(p,
-			      "</td><td>%s <span class=\"muted\">%s</span></td><td>%s</td><td>%s</td>"
-			      "<td>%s</td><td>%s</td><td>%s</td><td class=\"la-%s\">%s</td></tr>",
-			      portal_cell(r, i, "partner_name"), portal_cell(r, i, "sending_hei_id"),
-			      portal_cell(r, i, "composante_name"), portal_cell(r, i, "academic_year"),
-			      portal_cell(r, i, "step_label"),
-			      dash_status_label(p, portal_cell(r, i, "status"),
-			                        portal_cell(r, i, "status_label")),
-			      portal_cell(r, i, "nominated"), la, dash_la_label(p, la));
+			h_fmt(
+			    p,
+			    "</td><td>%s <span class=\"muted\">%s</span></td><td>%s</td><td>%s</td>"
+			    "<td>%s</td><td>%s</td><td>%s</td><td class=\"la-%s\">%s</td></tr>",
+			    portal_cell(r, i, "partner_name"), portal_cell(r, i, "sending_hei_id"),
+			    portal_cell(r, i, "composante_name"),
+			    portal_cell(r, i, "academic_year"), portal_cell(r, i, "step_label"),
+			    dash_status_label(p, portal_cell(r, i, "status"),
+			                      portal_cell(r, i, "status_label")),
+			    portal_cell(r, i, "nominated"), la, dash_la_label(p, la));
 		}
 		h_raw(p, "</tbody></table>");
 	}
 	if (f->page > 1 || r->nrows > DASH_PAGE_SIZE) {
 		h_fmt(p, "<nav aria-label=\"%s\" class=\"pages\"><p>", T(p, "dashboard.pages"));
 		if (f->page > 1)
-			h_fmt(p, "<a id=\"page-prev\" rel=\"prev\" href=\"/portal/dashboard?%s\">%s</a> ",
-			      dash_href(q, f, NULL, NULL, f->page - 1, NULL), T(p, "dashboard.prev"));
+			h_fmt(p,
+			      "<a id=\"page-prev\" rel=\"prev\" "
+			      "href=\"/portal/dashboard?%s\">%s</a> ",
+			      dash_href(q, f, NULL, NULL, f->page - 1, NULL),
+			      T(p, "dashboard.prev"));
 		h_fmt(p, "<span id=\"page-current\">%s %ld / %ld</span>", T(p, "dashboard.page"),
 		      f->page, pages);
 		if (r->nrows > DASH_PAGE_SIZE)
-			h_fmt(p, " <a id=\"page-next\" rel=\"next\" href=\"/portal/dashboard?%s\">%s</a>",
-			      dash_href(q, f, NULL, NULL, f->page + 1, NULL), T(p, "dashboard.next"));
+			h_fmt(p,
+			      " <a id=\"page-next\" rel=\"next\" "
+			      "href=\"/portal/dashboard?%s\">%s</a>",
+			      dash_href(q, f, NULL, NULL, f->page + 1, NULL),
+			      T(p, "dashboard.next"));
 		h_raw(p, "</p></nav>");
 	}
 	h_raw(p, "</section>");
@@ -671,7 +685,7 @@ dash_page_done(struct portal *p)
 	if (!dash_filter_read(p, &f))
 		return;
 	for (int i = 0; i < p->rows[SQL_STATUS].nrows; i++)
-		total += atol(portal_cell(&p->rows[SQL_STATUS], i, "n"));
+		total += strtol(portal_cell(&p->rows[SQL_STATUS], i, "n"), NULL, 10);
 	buf_init(&q, DASH_QUERY_MAX);
 	portal_page_begin(p, "dashboard.title");
 	if (!(p->user.privs & PRIV_STUDENTS))
@@ -699,165 +713,52 @@ dash_page_done(struct portal *p)
 
 /* ---- exports ---------------------------------------------------------- */
 
-/* The columns of an export: catalogue key of the header, column of the row
- * (NULL: computed). */
-static const struct {
-	const char *key, *col;
-} dash_export_cols[] = {
-    {"dashboard.x.id", "mobility_id"},
-    {"dashboard.x.family_name", "family_name"},
-    {"dashboard.x.given_names", "given_names"},
-    {"dashboard.x.partner_id", "sending_hei_id"},
-    {"dashboard.x.partner", "partner_name"},
-    {"dashboard.x.composante", "composante_name"},
-    {"dashboard.x.year", "academic_year"},
-    {"dashboard.x.step", "step_label"},
-    {"dashboard.x.status", NULL},
-    {"dashboard.x.nominated", "nominated"},
-    {"dashboard.x.la", NULL},
+static const struct portal_column dash_export_cols[] = {
+    {"mobility_id", "dashboard.x.id"},
+    {"family_name", "dashboard.x.family_name"},
+    {"given_names", "dashboard.x.given_names"},
+    {"sending_hei_id", "dashboard.x.partner_id"},
+    {"partner_name", "dashboard.x.partner"},
+    {"composante_name", "dashboard.x.composante"},
+    {"academic_year", "dashboard.x.year"},
+    {"step_label", "dashboard.x.step"},
+    {"status_text", "dashboard.x.status"},
+    {"nominated", "dashboard.x.nominated"},
+    {"la_text", "dashboard.x.la"},
 };
 
-#define DASH_NCOLS (sizeof(dash_export_cols) / sizeof(dash_export_cols[0]))
-
-static const char *
-dash_export_cell(const struct portal *p, const struct portal_rows *r, int i, size_t c)
-{
-	if (strcmp(dash_export_cols[c].key, "dashboard.x.status") == 0)
-		return dash_status_label(p, portal_cell(r, i, "status"), portal_cell(r, i, "status_label"));
-	if (strcmp(dash_export_cols[c].key, "dashboard.x.la") == 0)
-		return dash_la_label(p, portal_cell(r, i, "la_state"));
-	return portal_cell(r, i, dash_export_cols[c].col);
-}
-
-/* One CSV field: a leading = + - @ (or tab, CR) is neutralised with a
- * quote so a spreadsheet does not take it for a formula; quoted when it
- * holds a comma, a quote or a line break. */
+/* Replaces cell (i, col) of r by text (the rows own their cells). */
 static void
-dash_csv_field(struct buf *b, bool *full, const char *v)
+dash_set_cell(struct portal_rows *r, int i, const char *col, const char *text)
 {
-	bool quote;
+	for (int c = 0; c < r->ncols; c++)
+		if (strcmp(r->names[c], col) == 0) {
+			char **cell = &r->cells[i * r->ncols + c];
 
-	if (v == NULL)
-		v = "";
-	quote = strpbrk(v, ",\"\r\n") != NULL;
-	if (quote)
-		dash_adds(b, full, "\"");
-	if (strchr("=+-@\t\r", v[0]) && v[0] != '\0')
-		dash_adds(b, full, "'");
-	for (const char *s = v; *s; s++)
-		dash_add(b, full, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
-	if (quote)
-		dash_adds(b, full, "\"");
-}
-
-static void
-dash_csv(struct portal *p, const struct portal_rows *r, struct buf *b, bool *full)
-{
-	for (size_t c = 0; c < DASH_NCOLS; c++) {
-		if (c)
-			dash_adds(b, full, ",");
-		dash_csv_field(b, full, T(p, dash_export_cols[c].key));
-	}
-	dash_adds(b, full, "\r\n");
-	for (int i = 0; i < r->nrows; i++) {
-		for (size_t c = 0; c < DASH_NCOLS; c++) {
-			if (c)
-				dash_adds(b, full, ",");
-			dash_csv_field(b, full, dash_export_cell(p, r, i, c));
+			free(*cell);
+			*cell = xstrdup(text ? text : "");
+			return;
 		}
-		dash_adds(b, full, "\r\n");
-	}
-}
-
-/* Characters (UTF-8 code points) of a string. */
-static size_t
-dash_width(const char *s)
-{
-	size_t n = 0;
-
-	for (; s && *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
-/* A cell of the text export: control characters become spaces. */
-static void
-dash_txt_cell(struct buf *b, bool *full, const char *v, size_t width, bool last)
-{
-	size_t w = 0;
-
-	for (const char *s = v ? v : ""; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		dash_add(b, full, c < 0x20 || c == 0x7f ? " " : s, 1);
-		if ((c & 0xc0) != 0x80)
-			w++;
-	}
-	if (last)
-		return;
-	for (; w < width + 2; w++)
-		dash_adds(b, full, " ");
-}
-
-static void
-dash_txt(struct portal *p, const struct portal_rows *r, struct buf *b, bool *full)
-{
-	size_t width[DASH_NCOLS];
-
-	for (size_t c = 0; c < DASH_NCOLS; c++) {
-		width[c] = dash_width(T(p, dash_export_cols[c].key));
-		for (int i = 0; i < r->nrows; i++) {
-			size_t w = dash_width(dash_export_cell(p, r, i, c));
-
-			if (w > width[c])
-				width[c] = w;
-		}
-	}
-	for (size_t c = 0; c < DASH_NCOLS; c++)
-		dash_txt_cell(b, full, T(p, dash_export_cols[c].key), width[c], c + 1 == DASH_NCOLS);
-	dash_adds(b, full, "\n");
-	for (size_t c = 0; c < DASH_NCOLS; c++) {
-		for (size_t k = 0; k < width[c]; k++)
-			dash_adds(b, full, "-");
-		if (c + 1 < DASH_NCOLS)
-			dash_adds(b, full, "  ");
-	}
-	dash_adds(b, full, "\n");
-	for (int i = 0; i < r->nrows; i++) {
-		for (size_t c = 0; c < DASH_NCOLS; c++)
-			dash_txt_cell(b, full, dash_export_cell(p, r, i, c), width[c],
-			              c + 1 == DASH_NCOLS);
-		dash_adds(b, full, "\n");
-	}
 }
 
 static void
 dash_export_done(struct portal *p)
 {
-	struct dash_filter f;
-	struct buf b;
-	bool full = false;
+	struct portal_rows *r = &p->rows[0];
 
 	if (portal_db_failed(p))
 		return;
-	if (!dash_filter_read(p, &f))
-		return;
-	buf_init(&b, DASH_EXPORT_MAX);
-	if (f.format == DASH_CSV)
-		dash_csv(p, &p->rows[0], &b, &full);
-	else
-		dash_txt(p, &p->rows[0], &b, &full);
-	if (full) {
-		buf_free(&b);
-		portal_error(p, 500, T(p, "dashboard.export_too_large"));
-		return;
+	/* status and LA state in the user's language */
+	for (int i = 0; i < r->nrows; i++) {
+		dash_set_cell(r, i, "status_text",
+		              dash_status_label(p, portal_cell(r, i, "status"),
+		                                portal_cell(r, i, "status_label")));
+		dash_set_cell(r, i, "la_text", dash_la_label(p, portal_cell(r, i, "la_state")));
 	}
-	if (f.format == DASH_CSV)
-		portal_download(p, "text/csv; charset=utf-8", "incoming-students.csv", b.data, b.len);
-	else
-		portal_download(p, "text/plain; charset=utf-8", "incoming-students.txt", b.data, b.len);
-	buf_free(&b);
+	if (!portal_export(p, r, dash_export_cols,
+	                   sizeof(dash_export_cols) / sizeof(dash_export_cols[0]),
+	                   "incoming-students"))
+		portal_error(p, 400, T(p, "dashboard.bad_format"));
 }
 
 /* ---- the page --------------------------------------------------------- */
