@@ -35,10 +35,28 @@ $$;
 COMMENT ON FUNCTION smile.name_in(jsonb, text) IS
     'The name to show of a multilingual name list in a language: that language, else no language, else the first';
 
+-- Where the learning agreement of an incoming mobility stands, in one
+-- word: none (no learning agreement), gone (the sending HEI no longer
+-- serves it), awaiting / approved / rejected (smile.la_incoming), withdrawn
+-- (no approved version and no proposal in place). A function rather than a
+-- join in the view below, so that the counts, which do not read it, do not
+-- pay for it.
+CREATE FUNCTION smile.incoming_la_state(p_mobility bigint)
+    RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN la.id IS NULL THEN 'none'
+                WHEN la.gone_at IS NOT NULL THEN 'gone'
+                ELSE coalesce((SELECT li.latest_state FROM smile.la_incoming li WHERE li.id = la.id),
+                              'withdrawn') END
+      FROM (SELECT 1) one
+      LEFT JOIN smile.learning_agreement la ON la.mobility_id = p_mobility
+$$;
+
+COMMENT ON FUNCTION smile.incoming_la_state(bigint) IS
+    'State of an incoming mobility''s learning agreement: none, gone, awaiting, approved, rejected, withdrawn';
+
 -- Every incoming student, with what the portal shows of them.
---   la_state: none (no learning agreement), gone (the sending HEI no
---   longer serves it), awaiting / approved / rejected (smile.la_incoming),
---   withdrawn (no approved version and no proposal in place)
 CREATE VIEW smile.incoming_student AS
 SELECT m.id AS mobility_id,
        i.id AS inscription_id,
@@ -65,17 +83,13 @@ SELECT m.id AS mobility_id,
        m.proposal_id AS nomination_proposal_id,
        m.gone_at,
        m.created_at AS nominated_at,
-       CASE WHEN la.id IS NULL THEN 'none'
-            WHEN la.gone_at IS NOT NULL THEN 'gone'
-            ELSE coalesce(li.latest_state, 'withdrawn') END AS la_state
+       smile.incoming_la_state(m.id) AS la_state
   FROM smile.mobility m
   JOIN smile.inscription i ON i.id = m.inscription_id
   JOIN smile.inscription_status st ON st.status = i.status
   JOIN smile.step s ON s.id = i.step_id
   JOIN smile.etablissement e ON e.id = i.home_etablissement_id
   LEFT JOIN smile.composante c ON c.id = i.composante_id
-  LEFT JOIN smile.learning_agreement la ON la.mobility_id = m.id
-  LEFT JOIN smile.la_incoming li ON li.id = la.id
  WHERE NOT m.is_outgoing;
 
 COMMENT ON VIEW smile.incoming_student IS

@@ -187,16 +187,21 @@ static const char sql_list_all[] = DASH_LIST_COLS;
 
 /* The values the filters' menus offer: among the students one may see. */
 static const char sql_options[] =
-    "WITH s AS MATERIALIZED (SELECT * FROM " DASH_UNFILTERED ")"
+    "WITH s AS MATERIALIZED (SELECT academic_year, sending_hei_id, composante_id"
+    "                          FROM " DASH_UNFILTERED ")"
     " SELECT 'year' AS kind, academic_year::text AS value,"
     "        academic_year || '/' || (academic_year + 1) AS label, academic_year::text AS k"
-    "   FROM s GROUP BY academic_year"
+    "   FROM (SELECT DISTINCT academic_year FROM s) y"
     " UNION ALL"
-    " SELECT 'partner', sending_hei_id, min(partner_name), lower(min(partner_name))"
-    "   FROM s GROUP BY sending_hei_id"
+    " SELECT 'partner', e.schac_id::text, n.name, lower(n.name)"
+    "   FROM (SELECT DISTINCT sending_hei_id FROM s) h"
+    "   JOIN smile.etablissement e ON e.schac_id = h.sending_hei_id,"
+    "   LATERAL (SELECT coalesce(smile.name_in(e.names, $5::text), e.schac_id) AS name) n"
     " UNION ALL"
-    " SELECT 'composante', composante_id::text, min(composante_name), lower(min(composante_name))"
-    "   FROM s WHERE composante_id IS NOT NULL GROUP BY composante_id"
+    " SELECT 'composante', c.id::text, n.name, lower(n.name)"
+    "   FROM (SELECT DISTINCT composante_id FROM s) u"
+    "   JOIN smile.composante c ON c.id = u.composante_id,"
+    "   LATERAL (SELECT coalesce(smile.name_in(c.names, $5::text), c.code) AS name) n"
     " ORDER BY 1, 4, 2";
 
 /* Nominations waiting for our decision: pending, still published, and no
@@ -402,7 +407,7 @@ dash_needs_simple(struct portal *p, const struct portal_rows *r, const char *id,
                   const char *caption_key, const char *when_key)
 {
 	if (r->nrows == 0) {
-		h_fmt(p, "<p id=\"%s\" class=\"muted\">%s: %s</p>", id, T(p, caption_key),
+		h_fmt(p, "<p id=\"%s\" class=\"muted\">%s (0) — %s</p>", id, T(p, caption_key),
 		      T(p, "dashboard.needs.none"));
 		return;
 	}
@@ -428,7 +433,7 @@ static void
 dash_needs_decisions(struct portal *p, const struct portal_rows *r)
 {
 	if (r->nrows == 0) {
-		h_fmt(p, "<p id=\"needs-decisions\" class=\"muted\">%s: %s</p>",
+		h_fmt(p, "<p id=\"needs-decisions\" class=\"muted\">%s (0) — %s</p>",
 		      T(p, "dashboard.needs.decisions"), T(p, "dashboard.needs.none"));
 		return;
 	}
@@ -449,13 +454,14 @@ dash_needs_decisions(struct portal *p, const struct portal_rows *r)
 		         portal_cell(r, i, "state"));
 		h_fmt(p, "<tr id=\"needs-decisions-%s\"><td>", portal_cell(r, i, "mobility_id"));
 		dash_student_link(p, r, i);
-		h_fmt(p,
-		      "</td><td>%s</td><td>%s: <span class=\"status-bad\">%s</span></td><td>%s</td>"
-		      "<td>%s</td></tr>",
-		      portal_cell(r, i, "partner_name"),
-		      dash_label(p, kind, portal_cell(r, i, "kind")),
-		      dash_label(p, state, portal_cell(r, i, "state")),
-		      portal_cell(r, i, "message"), portal_cell(r, i, "at"));
+		h_fmt(
+		    p,
+		    "</td><td>%s</td><td>%s — <span class=\"status-bad\">%s</span></td><td>%s</td>"
+		    "<td>%s</td></tr>",
+		    portal_cell(r, i, "partner_name"),
+		    dash_label(p, kind, portal_cell(r, i, "kind")),
+		    dash_label(p, state, portal_cell(r, i, "state")), portal_cell(r, i, "message"),
+		    portal_cell(r, i, "at"));
 	}
 	h_raw(p, "</tbody></table>");
 	if (strtol(portal_cell(r, 0, "total"), NULL, 10) > r->nrows)
