@@ -305,6 +305,9 @@ itest(() => fx, 'without a session the dashboard sends to the sign-in page; Invi
       assert.doesNotMatch(r.text, /Lena|Schäfer|Bulk0/, 'nothing of the students leaks in a refusal');
     }
   }
+  // the page only answers GET
+  const post = await (await as('gest')).req('POST', '/portal/dashboard', { body: '' });
+  assert.equal(post.status, 405, post.describe());
   // the home page sends staff on to the dashboard
   const home = await (await as('gest')).get('/portal/');
   assert.equal(home.status, 303);
@@ -409,7 +412,14 @@ itest(() => fx, 'paging: 100 per page, next and previous links keep the filters,
   const wantByDate = json(`SELECT m.id FROM smile.mobility m WHERE m.sending_hei_id = '${UNI_B}' AND NOT m.is_outgoing
     ORDER BY m.created_at DESC, lower(m.family_name), lower(m.given_names), m.id`).map((r) => r.id);
   assert.deepEqual(listed(byDate), wantByDate);
-  assert.match(byDate, /id="page-next"|<section id="students"/);
+  // the sort order is kept from page to page
+  const dated = await page('gest', `partner=${UNI_C}&sort=date`);
+  const dnext = new URL(unescape(/id="page-next" rel="next" href="([^"]+)"/.exec(dated)[1]), 'http://x');
+  assert.deepEqual(Object.fromEntries(dnext.searchParams), { partner: UNI_C, sort: 'date', page: '2' });
+  // past the last page: an empty list and a way back
+  const past = await page('gest', `partner=${UNI_C}&page=7`);
+  assert.deepEqual(listed(past), []);
+  assert.match(past, /id="page-prev"/);
 });
 
 itest(() => fx, 'exports: CSV (RFC 4180, every filtered row, formulas neutralised) and aligned text, same filters as the page', async () => {
