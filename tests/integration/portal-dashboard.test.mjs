@@ -546,3 +546,24 @@ itest(() => fx, 'malformed filters are refused with 400 and a readable message, 
   assert.equal(en.status, 400);
   assert.match(en.text, /Invalid &quot;year&quot; filter: an academic year/);
 });
+
+itest(() => fx, 'sql 0017: smile.name_in picks the language, then no language, then the first; smile.portal_incoming scopes as the page does', async () => {
+  const names = `'[{"lang": "de", "name": "Uni DE"}, {"name": "Uni plain"}, {"lang": "en-GB", "name": "Uni GB"}, {"lang": "fr", "name": "Uni FR"}]'::jsonb`;
+  assert.equal(sql(`SELECT smile.name_in(${names}, 'fr')`), 'Uni FR');
+  assert.equal(sql(`SELECT smile.name_in(${names}, 'en')`), 'Uni GB', 'a regional variant of the language');
+  assert.equal(sql(`SELECT smile.name_in(${names}, 'it')`), 'Uni plain', 'no language before another language');
+  assert.equal(sql(`SELECT smile.name_in('[{"lang": "de", "name": "Nur DE"}]', 'fr')`), 'Nur DE');
+  assert.equal(sql("SELECT smile.name_in('[]', 'fr') IS NULL"), 't');
+  const n = (args) => Number(sql(`SELECT count(*) FROM smile.portal_incoming(${args}, 'fr', NULL, NULL, NULL, NULL, NULL, NULL)`));
+  assert.equal(n('true, NULL, false, NULL'), expected().length);
+  assert.equal(n(`true, ARRAY[${composantes.law}]::bigint[], false, NULL`), expected(`i.composante_id = ${composantes.law}`).length);
+  assert.equal(n(`false, NULL, true, ${lit(REFERENT_EMAIL.toUpperCase())}`), 2);
+  assert.equal(n('false, NULL, true, NULL'), 0, 'a Référent without an e-mail sees nobody');
+  assert.equal(n('false, NULL, false, NULL'), 0, 'no right, nobody');
+  // a limited gestionnaire who is also a Référent sees both sets
+  assert.equal(n(`true, ARRAY[${composantes.law}]::bigint[], true, ${lit(REFERENT_EMAIL)}`),
+    expected(`i.composante_id = ${composantes.law} OR lower(i.referent_email) = ${lit(REFERENT_EMAIL)}`).length);
+  // the LA states
+  const states = json(`SELECT mobility_id, la_state FROM smile.incoming_student WHERE mobility_id IN (${S.lena}, ${S.marco}, ${S.jan}) ORDER BY 1`);
+  assert.deepEqual(Object.fromEntries(states.map((r) => [r.mobility_id, r.la_state])), { [S.lena]: 'approved', [S.marco]: 'awaiting', [S.jan]: 'none' });
+});
