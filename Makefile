@@ -68,7 +68,8 @@ EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.
 	gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c gateway/ctl/ctl_sync.c \
 	gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c gateway/ctl/ctl_nominate.c \
 	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c gateway/ctl/ctl_decide.c \
-	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c
+	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c \
+	gateway/ctl/ctl_user.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs \
 	password

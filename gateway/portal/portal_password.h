@@ -12,7 +12,10 @@
  * does not parse or asks for more than the bounds below, so a tampered
  * row cannot make the daemon spend memory or CPU.
  *
- * Used by ewpctl (ewpctl user) and by ewpd's login page.
+ * Used by ewpctl (ewpctl user) and by ewpd's login page. A hash, a
+ * verify and a burn each take one scrypt (about 85 ms of CPU and 32 MiB)
+ * and block the calling thread meanwhile: in ewpd that is the worker's
+ * whole event loop, so the login page should bound how many run.
  */
 #ifndef PORTAL_PASSWORD_H
 #define PORTAL_PASSWORD_H
@@ -32,6 +35,11 @@
 #define PORTAL_PASSWORD_LN 15
 #define PORTAL_PASSWORD_R  8
 #define PORTAL_PASSWORD_P  1
+
+/* The portal's lockout (docs/accounts.md): this many wrong passwords in a
+ * row lock an account's password login for PORTAL_LOGIN_LOCK_SECS. */
+#define PORTAL_LOGIN_MAX_FAILURES 5
+#define PORTAL_LOGIN_LOCK_SECS    (15 * 60)
 
 /* Bounds of a stored string's parameters; anything else is refused. */
 #define PORTAL_PASSWORD_LN_MIN   10
