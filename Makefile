@@ -48,7 +48,7 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
 	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
 	gateway/portal/portal_home.c gateway/portal/portal_pages.c gateway/portal/portal_export.c \
-	gateway/portal/portal_text.c
+	gateway/portal/portal_text.c gateway/portal/portal_pwcheck.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \
@@ -86,7 +86,7 @@ ewpd ewpctl: all
 all: $(BUILD)/ewpd $(BUILD)/ewpctl
 
 $(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS) $(BUILD)/gateway/portal/portal_css.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # The portal's stylesheet as a C string, so ewpd serves it without a file.
 $(BUILD)/gateway/portal/portal_css.c: gateway/portal/portal.css

@@ -14,8 +14,8 @@
  *
  * Used by ewpctl (ewpctl user) and by ewpd's login page. A hash, a
  * verify and a burn each take one scrypt (about 85 ms of CPU and 32 MiB)
- * and block the calling thread meanwhile: in ewpd that is the worker's
- * whole event loop, so the login page should bound how many run.
+ * and block the calling thread meanwhile: ewpd calls them on threads of
+ * their own (portal_pwcheck.c), never on a worker's event loop.
  */
 #ifndef PORTAL_PASSWORD_H
 #define PORTAL_PASSWORD_H
@@ -35,11 +35,6 @@
 #define PORTAL_PASSWORD_LN 15
 #define PORTAL_PASSWORD_R  8
 #define PORTAL_PASSWORD_P  1
-
-/* The portal's lockout (docs/accounts.md): this many wrong passwords in a
- * row lock an account's password login for PORTAL_LOGIN_LOCK_SECS. */
-#define PORTAL_LOGIN_MAX_FAILURES 5
-#define PORTAL_LOGIN_LOCK_SECS    (15 * 60)
 
 /* Bounds of a stored string's parameters; anything else is refused. */
 #define PORTAL_PASSWORD_LN_MIN   10
