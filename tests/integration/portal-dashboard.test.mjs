@@ -20,10 +20,12 @@
 // scoping of a gestionnaire limited to a composante and of a Référent,
 // refusals (403, sign-in redirect), and 400 on malformed filters.
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { after, before } from 'node:test';
 
-import { Ewpd, HEI_ID, itest } from './lib/daemon.mjs';
+import { Ewpd, HEI_ID, describeRun, itest } from './lib/daemon.mjs';
+import { EWPCTL } from './lib/env.mjs';
+import { PortalClient, ROLES, createUser } from './lib/portal.mjs';
 
 const OM_NS = 'https://github.com/erasmus-without-paper/ewp-specs-api-omobilities/blob/stable-v3/endpoints/get-response.xsd';
 const LAS_NS = 'https://github.com/erasmus-without-paper/ewp-specs-api-omobility-las/blob/stable-v1/endpoints/get-response.xsd';
@@ -170,60 +172,37 @@ function seed() {
 
 // ---- users --------------------------------------------------------------
 
-// The stored form portal_password.c writes: $scrypt$ln=..,r=..,p=..$salt$hash.
-function scryptHash(password) {
-  const salt = crypto.randomBytes(16);
-  const hash = crypto.scryptSync(password, salt, 32, { N: 1 << 10, r: 8, p: 1 });
-  const b64 = (b) => b.toString('base64').replace(/=+$/, '');
-  return `$scrypt$ln=10,r=8,p=1$${b64(salt)}$${b64(hash)}`;
+// `ewpctl user ...` against the fixture's database; input: standard input.
+function ewpctlUser(args, input) {
+  const r = spawnSync(EWPCTL, ['user', ...args, '--conninfo', fx.pg.conninfo], { encoding: 'utf8', input, timeout: 30000 });
+  const run = { ...r, cmd: `ewpctl user ${args.join(' ')}` };
+  assert.equal(r.status, 0, describeRun(run));
+  return r.stdout;
 }
 
-function createUser(username, role, { email = null, composante = null } = {}) {
-  const id = sql(`INSERT INTO smile.utilisateur (username, display_name, email, password_hash)
-    VALUES (${lit(username)}, ${lit(`User ${username}`)}, ${lit(email)}, ${lit(scryptHash(PASSWORD))}) RETURNING id`);
-  sql(`INSERT INTO smile.utilisateur_role (utilisateur_id, role_id) SELECT ${id}, id FROM smile.role WHERE code = ${lit(role)}`);
-  if (composante) {
-    sql(`INSERT INTO smile.utilisateur_composante (utilisateur_id, role_id, composante_id)
-      SELECT ${id}, id, ${composante} FROM smile.role WHERE code = ${lit(role)}`);
-  }
-}
-
-// A browser's worth of cookies against the portal.
-class Client {
-  constructor() { this.cookies = new Map(); this.csrf = null; }
-
-  async req(method, target, { body, headers = [] } = {}) {
-    const h = [['Host', fx.hostHeader], ...headers];
-    if (this.cookies.size) h.push(['Cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')]);
-    if (body !== undefined) h.push(['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(Buffer.byteLength(body))]);
-    const r = await fx.send({ method, target, headers: h, body });
-    for (const c of r.headerAll('Set-Cookie')) {
-      const [kv] = c.split(';');
-      const i = kv.indexOf('=');
-      const k = kv.slice(0, i).trim();
-      const v = kv.slice(i + 1).trim();
-      if (v === '' || /max-age=0/i.test(c)) this.cookies.delete(k); else this.cookies.set(k, v);
-    }
-    const m = /name="csrf" value="([0-9a-f]+)"/.exec(r.text);
-    if (m) this.csrf = m[1];
-    return r;
-  }
-
-  get(target) { return this.req('GET', target); }
-
-  async login(username) {
-    await this.get('/portal/login');
-    const r = await this.req('POST', '/portal/login', {
-      body: new URLSearchParams({ username, password: PASSWORD, csrf: this.csrf }).toString(),
-    });
-    assert.equal(r.status, 303, `sign-in of ${username}: ${r.describe()}`);
-    return this;
-  }
+// Staff accounts as an administrator makes them (ewpctl user); the
+// accounts without staff rights straight in the database (lib/portal.mjs).
+function createUsers() {
+  const add = (username, role, email) => ewpctlUser(['add', username, '--name', `User ${username}`,
+    ...(email ? ['--email', email] : []), '--role', role, '--password-stdin'], `${PASSWORD}\n`);
+  add('gest', 'gestionnaire');
+  add('gestsci', 'gestionnaire');
+  ewpctlUser(['role', 'gestsci', 'gestionnaire', '--composante', 'SCI']);
+  add('referent', 'Référent', REFERENT_EMAIL);
+  add('admin', 'administrateur');
+  createUser(fx.pg, { username: 'invite', password: PASSWORD, roles: [ROLES.invite] });
+  createUser(fx.pg, { username: 'etudiant', password: PASSWORD, roles: [ROLES.etudiant] });
+  createUser(fx.pg, { username: 'standard', password: PASSWORD, roles: [ROLES.standard] });
 }
 
 const clients = {};
 async function as(user) {
-  if (!clients[user]) clients[user] = await new Client().login(user);
+  if (!clients[user]) {
+    const c = PortalClient.of(fx);
+    const r = await c.login(user, PASSWORD);
+    assert.equal(r.status, 303, `sign-in of ${user}: ${r.describe()}`);
+    clients[user] = c;
+  }
   return clients[user];
 }
 
@@ -280,13 +259,7 @@ function parseCsv(text) {
 before(async () => {
   fx = await Ewpd.create('portal-dashboard', { pg: true, start: false });
   seed();
-  createUser('gest', 'gestionnaire');
-  createUser('gestsci', 'gestionnaire', { composante: composantes.sci });
-  createUser('referent', 'Référent', { email: REFERENT_EMAIL });
-  createUser('admin', 'administrateur');
-  createUser('invite', 'guest');
-  createUser('etudiant', 'Etudiant');
-  createUser('standard', 'Standard');
+  createUsers();
   await fx.start();
 });
 
@@ -295,7 +268,7 @@ after(async () => { await fx?.cleanup(); });
 // ---- the tests ----------------------------------------------------------
 
 itest(() => fx, 'without a session the dashboard sends to the sign-in page; Invité, Etudiant and Standard get 403 (page and exports)', async () => {
-  const anon = await new Client().get('/portal/dashboard');
+  const anon = await PortalClient.of(fx).get('/portal/dashboard');
   assert.equal(anon.status, 303, anon.describe());
   assert.match(anon.header('Location'), /^\/portal\/login(\?|$)/);
   for (const u of ['invite', 'etudiant', 'standard']) {
@@ -306,7 +279,7 @@ itest(() => fx, 'without a session the dashboard sends to the sign-in page; Invi
     }
   }
   // the page only answers GET
-  const post = await (await as('gest')).req('POST', '/portal/dashboard', { body: '' });
+  const post = await (await as('gest')).post('/portal/dashboard', {});
   assert.equal(post.status, 405, post.describe());
   // the home page sends staff on to the dashboard
   const home = await (await as('gest')).get('/portal/');
