@@ -24,9 +24,11 @@
 /* A name of an institution or unit (names jsonb) in lang, else English,
  * else the first. */
 #define STUDENT_NAME(names)                                                                        \
-	"(SELECT n->>'name' FROM jsonb_array_elements(" names ") WITH ORDINALITY AS x(n, o)"         \
-	" ORDER BY (n->>'lang' = $4) DESC NULLS LAST, (n->>'lang' = 'en') DESC NULLS LAST, o LIMIT 1)"
+	"(SELECT n->>'name' FROM jsonb_array_elements(" names ") WITH ORDINALITY AS x(n, o)"       \
+	" ORDER BY (n->>'lang' = $4) DESC NULLS LAST, (n->>'lang' = 'en') DESC NULLS LAST, o "     \
+	"LIMIT 1)"
 
+/* clang-format off */
 static const char file_sql[] =
     "SELECT m.id, m.sending_hei_id, m.omobility_id, m.receiving_hei_id, m.is_outgoing,"
     " m.given_names, m.family_name, m.global_id, to_char(m.birth_date, 'YYYY-MM-DD') AS birth_date,"
@@ -81,7 +83,9 @@ static const char file_sql[] =
     " LEFT JOIN smile.composante comp ON comp.id = i.composante_id"
     " LEFT JOIN smile.learning_agreement la ON la.mobility_id = m.id"
     " WHERE m.id = $1::bigint" STUDENT_SCOPE;
+/* clang-format on */
 
+/* clang-format off */
 static const char decisions_sql[] =
     "SELECT d.id::text AS id, d.kind, d.proposal_id, d.comment, d.signer_name, d.signer_position,"
     " d.signer_email, d.decided_by, d.state, d.partner_message, d.job_id::text AS job_id,"
@@ -89,7 +93,9 @@ static const char decisions_sql[] =
     " " STUDENT_UTC("d.created_at") " AS created_at, " STUDENT_UTC("d.modified_at") " AS modified_at"
     " FROM ewp.decisions d LEFT JOIN ewp.jobs j ON j.id = d.job_id"
     " WHERE d.mobility_id = $1::bigint ORDER BY d.id";
+/* clang-format on */
 
+/* clang-format off */
 static const char steps_sql[] =
     "SELECT " STUDENT_UTC("sm.created_at") " AS created_at, s.label AS step, sm.type, sm.comment,"
     " u.display_name AS validator"
@@ -97,10 +103,12 @@ static const char steps_sql[] =
     " JOIN smile.step s ON s.id = sm.step_id"
     " LEFT JOIN smile.utilisateur u ON u.id = sm.validator_id"
     " WHERE m.id = $1::bigint ORDER BY sm.created_at, sm.id";
+/* clang-format on */
 
 /* The exchanges with either HEI that name the omobility id (in the URL or
  * a body) or were attempts of its jobs; the newest first. */
 #define STUDENT_MAX_LOG "100"
+/* clang-format off */
 static const char log_sql[] =
     "SELECT l.id::text AS id, " STUDENT_UTC("l.created_at") " AS created_at, l.direction,"
     " l.method, l.url, l.api, l.status::text AS status, l.error, l.job_id::text AS job_id"
@@ -111,7 +119,9 @@ static const char log_sql[] =
     "   OR position(convert_to(m.omobility_id, 'UTF8') IN coalesce(l.response_body, '')) > 0"
     "   OR l.job_id IN (SELECT d.job_id FROM ewp.decisions d WHERE d.mobility_id = m.id))"
     " ORDER BY l.id DESC LIMIT " STUDENT_MAX_LOG;
+/* clang-format on */
 
+/* clang-format off */
 static const char jobs_sql[] =
     "SELECT j.id::text AS id, " STUDENT_UTC("j.created_at") " AS created_at, j.direction, j.kind,"
     " j.api, j.hei_id, j.status, j.attempts::text AS attempts, j.last_http_status::text AS http,"
@@ -122,6 +132,7 @@ static const char jobs_sql[] =
     "   OR coalesce(j.payload->'omobility_id' ? m.omobility_id, false)"
     "   OR j.id IN (SELECT d.job_id FROM ewp.decisions d WHERE d.mobility_id = m.id))"
     " ORDER BY j.id DESC LIMIT " STUDENT_MAX_LOG;
+/* clang-format on */
 
 /* Indexes of the statements in p->rows. */
 struct student_page {
@@ -284,20 +295,23 @@ student_decisions(struct portal *p, int st)
 		const char *signer = portal_cell(r, i, "signer_name");
 		const char *job = portal_cell(r, i, "job_id");
 
-		h_fmt(p, "<tr><td>%s</td><td>%s</td><td>%s", portal_cell(r, i, "created_at"),
-		      student_coded(p, "student.kind.", portal_cell(r, i, "kind"), key, sizeof(key)),
-		      portal_cell(r, i, "decided_by"));
+		h_fmt(
+		    p, "<tr><td>%s</td><td>%s</td><td>%s", portal_cell(r, i, "created_at"),
+		    student_coded(p, "student.kind.", portal_cell(r, i, "kind"), key, sizeof(key)),
+		    portal_cell(r, i, "decided_by"));
 		if (signer)
 			h_fmt(p, "<br><span class=\"muted\">%s, %s, %s</span>", signer,
-			      portal_cell(r, i, "signer_position"), portal_cell(r, i, "signer_email"));
+			      portal_cell(r, i, "signer_position"),
+			      portal_cell(r, i, "signer_email"));
 		h_fmt(p, "</td><td>%s</td><td class=\"decision-%s\">%s</td><td>%s</td><td>",
 		      portal_cell(r, i, "comment"), portal_cell(r, i, "state"),
-		      student_coded(p, "student.dstate.", portal_cell(r, i, "state"), key, sizeof(key)),
+		      student_coded(p, "student.dstate.", portal_cell(r, i, "state"), key,
+		                    sizeof(key)),
 		      portal_cell(r, i, "partner_message"));
 		if (job)
 			h_fmt(p, "%s %s (%s)", job,
-			      student_coded(p, "student.jstate.", portal_cell(r, i, "job_status"), key2,
-			                    sizeof(key2)),
+			      student_coded(p, "student.jstate.", portal_cell(r, i, "job_status"),
+			                    key2, sizeof(key2)),
 			      portal_cell(r, i, "attempts"));
 		h_raw(p, "</td></tr>");
 	}
@@ -308,7 +322,8 @@ student_decisions(struct portal *p, int st)
 static void
 student_nomination_forms(struct portal *p, long id)
 {
-	h_fmt(p, "<section id=\"decide-nomination\"><h2>%s</h2>", T(p, "student.decide_nomination"));
+	h_fmt(p, "<section id=\"decide-nomination\"><h2>%s</h2>",
+	      T(p, "student.decide_nomination"));
 	h_fmt(p,
 	      "<form method=\"post\" action=\"/portal/students/%ld/nomination\" "
 	      "id=\"approve-nomination\">",
@@ -326,7 +341,8 @@ student_nomination_forms(struct portal *p, long id)
 	h_fmt(p,
 	      "<input type=\"hidden\" name=\"action\" value=\"reject\">"
 	      "<p><label for=\"reject-comment\">%s</label>"
-	      "<textarea id=\"reject-comment\" name=\"comment\" required maxlength=\"4000\"></textarea>"
+	      "<textarea id=\"reject-comment\" name=\"comment\" required "
+	      "maxlength=\"4000\"></textarea>"
 	      "</p><p><button type=\"submit\" class=\"danger\">%s</button></p></form></section>",
 	      T(p, "student.reject_comment"), T(p, "student.reject_nomination"));
 }
@@ -418,17 +434,19 @@ student_exchanges(struct portal *p, int log, int jobs)
 		      "<th scope=\"col\">%s</th><th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
 		      "<th scope=\"col\">%s</th><th scope=\"col\">%s</th></tr></thead><tbody>",
 		      T(p, "student.exchanges"), T(p, "student.x.id"), T(p, "student.d.when"),
-		      T(p, "student.x.direction"), T(p, "student.x.request"), T(p, "student.x.status"),
-		      T(p, "student.x.error"));
+		      T(p, "student.x.direction"), T(p, "student.x.request"),
+		      T(p, "student.x.status"), T(p, "student.x.error"));
 		for (int i = 0; i < r->nrows; i++) {
 			const char *id = portal_cell(r, i, "id");
 
 			h_fmt(p,
 			      "<tr><td><a href=\"/portal/log/%s\">%s</a></td><td>%s</td><td>%s</td>"
-			      "<td>%s <span class=\"student-url\">%s</span></td><td>%s</td><td>%s</td></tr>",
+			      "<td>%s <span "
+			      "class=\"student-url\">%s</span></td><td>%s</td><td>%s</td></tr>",
 			      id, id, portal_cell(r, i, "created_at"),
-			      T(p, strcmp(portal_cell(r, i, "direction"), "in") == 0 ? "student.x.in"
-			                                                            : "student.x.out"),
+			      T(p, strcmp(portal_cell(r, i, "direction"), "in") == 0
+			               ? "student.x.in"
+			               : "student.x.out"),
 			      portal_cell(r, i, "method"), portal_cell(r, i, "url"),
 			      portal_cell(r, i, "status") ? portal_cell(r, i, "status") : "—",
 			      portal_cell(r, i, "error"));
@@ -476,7 +494,7 @@ student_page_done(struct portal *p)
 		portal_error(p, 404, T(p, "student.unknown"));
 		return;
 	}
-	id = atol(cell(p, f, "id"));
+	id = strtol(cell(p, f, "id"), NULL, 10);
 	portal_page_begin(p, "student.title");
 	h_fmt(p, "<p class=\"student-who\" id=\"student-name\">%s %s</p>",
 	      cell(p, f, "given_names"), cell(p, f, "family_name"));

@@ -24,7 +24,7 @@
  * only their students, a Référent only those they are referent of.
  */
 #define STUDENT_SCOPE                                                                              \
-	" AND ($2::bigint[] IS NULL OR i.composante_id = ANY ($2::bigint[]))"                          \
+	" AND ($2::bigint[] IS NULL OR i.composante_id = ANY ($2::bigint[]))"                      \
 	" AND ($3::text IS NULL OR lower(i.referent_email) = lower($3::text))"
 
 /*

@@ -20,25 +20,31 @@
 	SIG(party, "signer-email", as "_email")                                                    \
 	SIG(party, "timestamp", as "_at") SIG(party, "signer-app", as "_app")
 
+/* clang-format off */
 static const char versions_sql[] =
     "SELECT v.id::text AS id, v.kind, v.proposal_id, v.state, v.comment,"
     SIGS("student", "student") SIGS("sending-hei", "sending") SIGS("receiving-hei", "receiving")
     " " STUDENT_UTC("v.created_at") " AS created_at, " STUDENT_UTC("v.ended_at") " AS ended_at"
     " FROM smile.learning_agreement la JOIN smile.la_version v ON v.learning_agreement_id = la.id"
     " WHERE la.mobility_id = $1::bigint ORDER BY v.id";
+/* clang-format on */
 
+/* clang-format off */
 static const char components_sql[] =
     "SELECT la_version_id::text AS version, list, position::text AS position, title, los_code,"
     " los_id, term_number::text AS term_number, total_terms::text AS total_terms,"
     " ects::text AS ects, status, reason_code, reason_text"
     " FROM smile.la_version_components WHERE mobility_id = $1::bigint AND state = 'current'"
     " ORDER BY la_version_id, list, position";
+/* clang-format on */
 
+/* clang-format off */
 static const char ects_sql[] =
     "SELECT la_version_id::text AS version, list, components::text AS components,"
     " ects_listed::text AS listed, ects_inserted::text AS inserted,"
     " ects_deleted::text AS deleted, ects_net::text AS net"
     " FROM smile.la_version_ects WHERE mobility_id = $1::bigint AND state = 'current'";
+/* clang-format on */
 
 /* The component lists, in the order of the LA (tables A, B, C...). */
 static const char *const la_lists[] = {"studied", "recognized", "virtual", "blended",
@@ -105,15 +111,16 @@ la_table(struct portal *p, int first, const char *slot, const char *version, con
 			continue;
 		if (!any) {
 			snprintf(key, sizeof(key), "student.la.list.%s", list);
-			h_fmt(p,
-			      "<table id=\"la-%s-%s\" class=\"la-components\"><caption>%s</caption>"
-			      "<thead><tr><th scope=\"col\">#</th><th scope=\"col\">%s</th>"
-			      "<th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
-			      "<th scope=\"col\" class=\"num\">%s</th><th scope=\"col\">%s</th></tr>"
-			      "</thead><tbody>",
-			      slot, list, T(p, key), T(p, "student.la.code"), T(p, "student.la.title"),
-			      T(p, "student.la.term"), T(p, "student.la.ects"),
-			      T(p, "student.la.change"));
+			h_fmt(
+			    p,
+			    "<table id=\"la-%s-%s\" class=\"la-components\"><caption>%s</caption>"
+			    "<thead><tr><th scope=\"col\">#</th><th scope=\"col\">%s</th>"
+			    "<th scope=\"col\">%s</th><th scope=\"col\">%s</th>"
+			    "<th scope=\"col\" class=\"num\">%s</th><th scope=\"col\">%s</th></tr>"
+			    "</thead><tbody>",
+			    slot, list, T(p, key), T(p, "student.la.code"),
+			    T(p, "student.la.title"), T(p, "student.la.term"),
+			    T(p, "student.la.ects"), T(p, "student.la.change"));
 			any = true;
 		}
 		h_fmt(p, "<tr><td>%s</td><td>%s</td><td>%s</td><td>", portal_cell(c, i, "position"),
@@ -128,7 +135,8 @@ la_table(struct portal *p, int first, const char *slot, const char *version, con
 			h_fmt(p, "%s", T(p, key));
 			if (portal_cell(c, i, "reason_code") || portal_cell(c, i, "reason_text"))
 				h_fmt(p, " <span class=\"muted\">%s %s</span>",
-				      portal_cell(c, i, "reason_code"), portal_cell(c, i, "reason_text"));
+				      portal_cell(c, i, "reason_code"),
+				      portal_cell(c, i, "reason_text"));
 		}
 		h_raw(p, "</td></tr>");
 	}
@@ -219,7 +227,8 @@ la_history(struct portal *p, const struct portal_rows *v)
 	for (int i = 0; i < v->nrows; i++) {
 		snprintf(key, sizeof(key), "student.la.kind.%s", portal_cell(v, i, "kind"));
 		snprintf(key2, sizeof(key2), "student.la.state.%s", portal_cell(v, i, "state"));
-		h_fmt(p, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>",
+		h_fmt(p,
+		      "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>",
 		      portal_cell(v, i, "created_at"), T(p, key), portal_cell(v, i, "proposal_id"),
 		      T(p, key2), portal_cell(v, i, "ended_at"), portal_cell(v, i, "comment"));
 	}
