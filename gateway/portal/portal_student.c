@@ -207,7 +207,7 @@ student_nomination(struct portal *p, int st)
 	const char *start = cell(p, st, "planned_start"), *end = cell(p, st, "planned_end");
 	const char *arr = cell(p, st, "arrival"), *dep = cell(p, st, "departure");
 
-	h_fmt(p, "<section id=\"nomination\"><h2>%s</h2><dl class=\"student-facts\">",
+	h_fmt(p, "<section id=\"nomination\"><h2>%s</h2><dl class=\"facts\">",
 	      T(p, "student.nomination"));
 	student_dl(p, "student.given_names", cell(p, st, "given_names"));
 	student_dl(p, "student.family_name", cell(p, st, "family_name"));
@@ -262,7 +262,7 @@ student_registration(struct portal *p, int st)
 		h_fmt(p, "<p class=\"muted\">%s</p></section>", T(p, "student.no_registration"));
 		return;
 	}
-	h_raw(p, "<dl class=\"student-facts\">");
+	h_raw(p, "<dl class=\"facts\">");
 	student_dl(p, "student.step", cell(p, st, "step_label"));
 	student_dl(p, "student.insc_status", cell(p, st, "insc_status_label"));
 	snprintf(unit, sizeof(unit), "%s%s%s", name ? name : "", name && code ? " – " : "",
@@ -322,7 +322,7 @@ student_decisions(struct portal *p, int st)
 static void
 student_nomination_forms(struct portal *p, long id)
 {
-	h_fmt(p, "<section id=\"decide-nomination\"><h2>%s</h2>",
+	h_fmt(p, "<section id=\"decide-nomination\"><h2>%s</h2><div class=\"actions\">",
 	      T(p, "student.decide_nomination"));
 	h_fmt(p,
 	      "<form method=\"post\" action=\"/portal/students/%ld/nomination\" "
@@ -343,7 +343,8 @@ student_nomination_forms(struct portal *p, long id)
 	      "<p><label for=\"reject-comment\">%s</label>"
 	      "<textarea id=\"reject-comment\" name=\"comment\" required "
 	      "maxlength=\"4000\"></textarea>"
-	      "</p><p><button type=\"submit\" class=\"danger\">%s</button></p></form></section>",
+	      "</p><p><button type=\"submit\" "
+	      "class=\"danger\">%s</button></p></form></div></section>",
 	      T(p, "student.reject_comment"), T(p, "student.reject_nomination"));
 }
 
@@ -368,8 +369,10 @@ student_signer(struct portal *p, const char *form)
 static void
 student_la_forms(struct portal *p, long id, const char *proposal)
 {
-	h_fmt(p, "<section id=\"decide-la\"><h2>%s</h2><p>%s <code>%s</code></p>",
-	      T(p, "student.decide_la"), T(p, "student.la_waiting"), proposal);
+	h_fmt(
+	    p,
+	    "<section id=\"decide-la\"><h2>%s</h2><p>%s <code>%s</code></p><div class=\"actions\">",
+	    T(p, "student.decide_la"), T(p, "student.la_waiting"), proposal);
 	h_fmt(p, "<form method=\"post\" action=\"/portal/students/%ld/la\" id=\"approve-la\">", id);
 	h_csrf(p);
 	h_raw(p, "<input type=\"hidden\" name=\"action\" value=\"approve\">");
@@ -389,7 +392,7 @@ student_la_forms(struct portal *p, long id, const char *proposal)
 	student_signer(p, "comment-la");
 	h_fmt(p,
 	      "<p><button type=\"submit\" class=\"secondary\">%s</button></p></fieldset></form>"
-	      "</section>",
+	      "</div></section>",
 	      T(p, "student.comment_la"));
 }
 

@@ -400,3 +400,54 @@ itest(fx, 'a learning agreement: tables A and B with ECTS totals, commented then
   assert.ok(h.includes(comment), 'our comment in the history');
   assert.match(h, /<table id="la-history">/);
 }, { timeout: 150000 });
+
+itest(fx, 'changes during the mobility: the proposal shows inserted and deleted components, then the last approved changes', async () => {
+  const pc = await signedIn('claire');
+  t.ctlOk(S, ['la', 'propose', OMOB, path.join(DOCS, 'proposal-6.xml')]);
+  const [p6] = current(versions(S, OMOB), 'changes-proposal');
+  await until('proposal 6 on our node', () => current(versions(R, OMOB), 'changes-proposal')[0]?.proposal_id === p6.proposal_id);
+  let h = (await pc.get(file(ids.a))).text;
+  const prop = (/<section id="la-proposal"[\s\S]*?<\/section>/.exec(h) || [''])[0];
+  assert.match(prop, /<td>Bases de données avancées<\/td><td>1\/2<\/td><td class="num">6<\/td><td>supprimé<\/td>/);
+  assert.match(prop, /<td>Cryptographie<\/td><td>1\/2<\/td><td class="num">6<\/td><td>ajouté <span class="muted">timetable-conflict <\/span><\/td>/);
+  const e = one(R, `SELECT ects_listed, ects_inserted, ects_deleted, ects_net FROM smile.la_version_ects
+    WHERE mobility_id = ${ids.a} AND state = 'current' AND kind = 'changes-proposal' AND list = 'studied'`);
+  assert.ok(prop.includes(`<td class="num ects-total">${e.ects_net}</td><td>listés ${e.ects_listed}, ajouté +${e.ects_inserted}, supprimé −${e.ects_deleted}</td>`), prop);
+  assert.match(prop, /<th scope="row">Établissement d&#39;accueil<\/th><td colspan="4" class="muted">non signé<\/td>/, 'not signed by us yet');
+  assert.match(h, /id="approve-la"/);
+
+  await pc.get(file(ids.a));
+  const r = await pc.post(`${file(ids.a)}/la`, { action: 'approve', signer_name: 'Claire Martin', ...SIGNER });
+  assert.equal(r.status, 303, r.describe());
+  await until('approved changes on both nodes', () => current(versions(S, OMOB), 'approved-changes').length === 1 &&
+    current(versions(R, OMOB), 'approved-changes').length === 1 && current(versions(R, OMOB), 'changes-proposal').length === 0);
+  h = (await pc.get(file(ids.a))).text;
+  assert.match(h, /<section id="la-first"/, 'the first version stays');
+  const approved = (/<section id="la-approved"[\s\S]*?<\/section>/.exec(h) || [''])[0];
+  assert.match(approved, /Dernières modifications approuvées/);
+  assert.match(approved, /<td>Cryptographie<\/td>/);
+  assert.match(approved, /<td>Claire Martin<\/td>/, 'our signature on the approved changes');
+  assert.doesNotMatch(h, /<section id="la-proposal"/);
+  assert.match(h, /Aucune proposition de modification en cours/);
+}, { timeout: 90000 });
+
+itest(fx, 'the file in English; every interface text comes from the catalogue in both languages', async () => {
+  const pc = await signedIn('claire');
+  const fr = await pc.get(file(ids.a));
+  const en = await pc.get(file(ids.a), { headers: [['Cookie', `${pc.cookieHeader()}; ewp-lang=en`]] });
+  assert.equal(en.status, 200, en.describe());
+  assert.match(en.text, /<html lang="en">/);
+  for (const s of ['<h1>Student&#39;s file</h1>', 'Nomination received', 'Table A: components studied',
+    'Table B: components recognised', 'Total ECTS', 'Workflow history', 'EWP exchanges about this mobility',
+    'Our decisions and the partner&#39;s answers', 'accepted by the partner']) {
+    assert.ok(en.text.includes(s), `English page shows ${s}`);
+  }
+  for (const r of [fr, en]) {
+    const raw = r.text.match(/>\s*student\.[a-z_.-]+\s*</g);
+    assert.equal(raw, null, `a catalogue key shown as is: ${raw}`);
+  }
+  // the two catalogues have the same keys
+  const keys = (lang) => fs.readFileSync(path.join(REPO_ROOT, 'conf', 'portal', lang, 'student.strings'), 'utf8')
+    .split('\n').filter((l) => /^[a-z]/.test(l)).map((l) => l.split(' = ')[0]).sort();
+  assert.deepEqual(keys('en'), keys('fr'));
+});
