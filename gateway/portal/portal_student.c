@@ -19,7 +19,6 @@
 
 #include "portal.h"
 #include "portal_student.h"
-#include "xmalloc.h"
 
 /* A name of an institution or unit (names jsonb) in lang, else English,
  * else the first. */
@@ -134,9 +133,14 @@ static const char jobs_sql[] =
     " ORDER BY j.id DESC LIMIT " STUDENT_MAX_LOG;
 /* clang-format on */
 
-/* Indexes of the statements in p->rows. */
-struct student_page {
-	int file, decisions, la, steps, log, jobs;
+/* Indexes of the statements in p->rows, in the order they are queued. */
+enum student_stmt {
+	ST_FILE,
+	ST_DECISIONS,
+	ST_LA,                /* and the two after it (student_la_queue) */
+	ST_STEPS = ST_LA + 3, /* last one for every user */
+	ST_LOG,               /* these two for users of the EWP log only */
+	ST_JOBS,
 };
 
 long
@@ -160,6 +164,12 @@ student_scope(const struct portal *p, const char **params)
 	params[2] = NULL;
 	if (!(p->user.privs & PRIV_STUDENTS))
 		params[2] = p->user.email ? p->user.email : "";
+}
+
+bool
+student_eq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
 void
@@ -240,7 +250,7 @@ student_nomination(struct portal *p, int st)
 	student_dl(p, "student.proposal", cell(p, st, "proposal_id"));
 	h_fmt(p, "<dt>%s</dt><dd id=\"nomination-status\">%s", T(p, "student.status"),
 	      student_coded(p, "student.status.", cell(p, st, "status"), key, sizeof(key)));
-	if (strcmp(cell(p, st, "status"), "cancelled") == 0)
+	if (student_eq(cell(p, st, "status"), "cancelled"))
 		h_fmt(p, " <strong class=\"status-bad\">%s</strong>", T(p, "student.cancelled"));
 	h_raw(p, "</dd>");
 	if (cell(p, st, "status_comment"))
@@ -447,7 +457,7 @@ student_exchanges(struct portal *p, int log, int jobs)
 			      "<td>%s <span "
 			      "class=\"student-url\">%s</span></td><td>%s</td><td>%s</td></tr>",
 			      id, id, portal_cell(r, i, "created_at"),
-			      T(p, strcmp(portal_cell(r, i, "direction"), "in") == 0
+			      T(p, student_eq(portal_cell(r, i, "direction"), "in")
 			               ? "student.x.in"
 			               : "student.x.out"),
 			      portal_cell(r, i, "method"), portal_cell(r, i, "url"),
@@ -483,17 +493,13 @@ student_exchanges(struct portal *p, int log, int jobs)
 static void
 student_page_done(struct portal *p)
 {
-	struct student_page *sp = p->data;
-	int f = sp->file;
+	int f = ST_FILE;
 	long id;
 	const char *open;
 
-	if (portal_db_failed(p)) {
-		free(sp);
+	if (portal_db_failed(p))
 		return;
-	}
 	if (p->rows[f].nrows != 1) {
-		free(sp);
 		portal_error(p, 404, T(p, "student.unknown"));
 		return;
 	}
@@ -503,26 +509,24 @@ student_page_done(struct portal *p)
 	      cell(p, f, "given_names"), cell(p, f, "family_name"));
 	h_fmt(p, "<p class=\"muted\">%s <code>%s:%s</code>%s</p>", T(p, "student.mobility"),
 	      cell(p, f, "sending_hei_id"), cell(p, f, "omobility_id"),
-	      strcmp(cell(p, f, "is_outgoing"), "t") == 0 ? T(p, "student.outgoing") : "");
+	      student_eq(cell(p, f, "is_outgoing"), "t") ? T(p, "student.outgoing") : "");
 	student_nomination(p, f);
 	student_registration(p, f);
-	student_decisions(p, sp->decisions);
-	if ((p->user.privs & PRIV_DECIDE) && strcmp(cell(p, f, "nomination_open"), "true") == 0)
+	student_decisions(p, ST_DECISIONS);
+	if ((p->user.privs & PRIV_DECIDE) && student_eq(cell(p, f, "nomination_open"), "true"))
 		student_nomination_forms(p, id);
-	student_la_render(p, sp->la);
+	student_la_render(p, ST_LA);
 	if ((p->user.privs & PRIV_DECIDE) && (open = cell(p, f, "la_open")) != NULL)
 		student_la_forms(p, id, open);
-	student_steps(p, sp->steps);
-	if (sp->log >= 0)
-		student_exchanges(p, sp->log, sp->jobs);
-	free(sp);
+	student_steps(p, ST_STEPS);
+	if (p->nsql > ST_LOG)
+		student_exchanges(p, ST_LOG, ST_JOBS);
 	portal_page_end(p);
 }
 
 static void
 student_page(struct portal *p)
 {
-	struct student_page *sp;
 	const char *rest, *params[4];
 	char id[24];
 	long mid = student_path(p, &rest);
@@ -539,16 +543,13 @@ student_page(struct portal *p)
 	params[0] = id;
 	student_scope(p, params);
 	params[3] = p->lang;
-	sp = xcalloc(1, sizeof(*sp));
-	p->data = sp;
-	sp->file = portal_sql(p, file_sql, 4, params);
-	sp->decisions = portal_sql(p, decisions_sql, 1, params);
-	sp->la = student_la_queue(p, id);
-	sp->steps = portal_sql(p, steps_sql, 1, params);
-	sp->log = sp->jobs = -1;
+	portal_sql(p, file_sql, 4, params);
+	portal_sql(p, decisions_sql, 1, params);
+	student_la_queue(p, id);
+	portal_sql(p, steps_sql, 1, params);
 	if (p->user.privs & PRIV_LOG) {
-		sp->log = portal_sql(p, log_sql, 1, params);
-		sp->jobs = portal_sql(p, jobs_sql, 1, params);
+		portal_sql(p, log_sql, 1, params);
+		portal_sql(p, jobs_sql, 1, params);
 	}
 	portal_run(p, false, student_page_done);
 }

@@ -34,6 +34,8 @@
 long student_path(const struct portal *p, const char **rest);
 /* Fills params[1] and params[2] ($2, $3 of STUDENT_SCOPE) for the user. */
 void student_scope(const struct portal *p, const char **params);
+/* Whether two texts are equal, neither NULL. */
+bool student_eq(const char *a, const char *b);
 /* A <dt>/<dd> pair: the label's catalogue key and the value (a dash when NULL). */
 void student_dl(struct portal *p, const char *key, const char *value);
 

@@ -66,8 +66,8 @@ static int
 la_current(const struct portal_rows *v, const char *kind)
 {
 	for (int i = 0; i < v->nrows; i++)
-		if (strcmp(portal_cell(v, i, "kind"), kind) == 0 &&
-		    strcmp(portal_cell(v, i, "state"), "current") == 0)
+		if (student_eq(portal_cell(v, i, "kind"), kind) &&
+		    student_eq(portal_cell(v, i, "state"), "current"))
 			return i;
 	return -1;
 }
@@ -78,8 +78,8 @@ la_totals(struct portal *p, const struct portal_rows *e, const char *version, co
 	for (int i = 0; i < e->nrows; i++) {
 		const char *ins, *del;
 
-		if (strcmp(portal_cell(e, i, "version"), version) != 0 ||
-		    strcmp(portal_cell(e, i, "list"), list) != 0)
+		if (!student_eq(portal_cell(e, i, "version"), version) ||
+		    !student_eq(portal_cell(e, i, "list"), list))
 			continue;
 		ins = portal_cell(e, i, "inserted");
 		del = portal_cell(e, i, "deleted");
@@ -87,7 +87,7 @@ la_totals(struct portal *p, const struct portal_rows *e, const char *version, co
 		      "<tfoot><tr><th scope=\"row\" colspan=\"4\">%s</th>"
 		      "<td class=\"num ects-total\">%s</td><td>",
 		      T(p, "student.la.total"), portal_cell(e, i, "net"));
-		if (strcmp(ins, "0") != 0 || strcmp(del, "0") != 0)
+		if (!student_eq(ins, "0") || !student_eq(del, "0"))
 			h_fmt(p, "%s %s, %s +%s, %s −%s", T(p, "student.la.listed"),
 			      portal_cell(e, i, "listed"), T(p, "student.la.inserted"), ins,
 			      T(p, "student.la.deleted"), del);
@@ -106,8 +106,8 @@ la_table(struct portal *p, int first, const char *slot, const char *version, con
 	for (int i = 0; i < c->nrows; i++) {
 		const char *term = portal_cell(c, i, "term_number"), *status;
 
-		if (strcmp(portal_cell(c, i, "version"), version) != 0 ||
-		    strcmp(portal_cell(c, i, "list"), list) != 0)
+		if (!student_eq(portal_cell(c, i, "version"), version) ||
+		    !student_eq(portal_cell(c, i, "list"), list))
 			continue;
 		if (!any) {
 			snprintf(key, sizeof(key), "student.la.list.%s", list);
