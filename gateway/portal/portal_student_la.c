@@ -76,21 +76,29 @@ static void
 la_totals(struct portal *p, const struct portal_rows *e, const char *version, const char *list)
 {
 	for (int i = 0; i < e->nrows; i++) {
-		const char *ins, *del;
+		const char *ins, *del, *listed, *net;
+		bool changes;
 
 		if (!student_eq(portal_cell(e, i, "version"), version) ||
 		    !student_eq(portal_cell(e, i, "list"), list))
 			continue;
 		ins = portal_cell(e, i, "inserted");
 		del = portal_cell(e, i, "deleted");
+		listed = portal_cell(e, i, "listed");
+		net = portal_cell(e, i, "net");
+		/* a version made of changes has a variation, not a total */
+		changes = !student_eq(ins, "0") || !student_eq(del, "0");
 		h_fmt(p,
 		      "<tfoot><tr><th scope=\"row\" colspan=\"4\">%s</th>"
-		      "<td class=\"num ects-total\">%s</td><td>",
-		      T(p, "student.la.total"), portal_cell(e, i, "net"));
-		if (!student_eq(ins, "0") || !student_eq(del, "0"))
-			h_fmt(p, "%s %s, %s +%s, %s −%s", T(p, "student.la.listed"),
-			      portal_cell(e, i, "listed"), T(p, "student.la.inserted"), ins,
+		      "<td class=\"num ects-total\">%s%s</td><td>",
+		      T(p, changes ? "student.la.variation" : "student.la.total"),
+		      changes && net && net[0] != '-' && !student_eq(net, "0") ? "+" : "", net);
+		if (changes) {
+			if (!student_eq(listed, "0"))
+				h_fmt(p, "%s %s, ", T(p, "student.la.listed"), listed);
+			h_fmt(p, "%s +%s, %s −%s", T(p, "student.la.inserted"), ins,
 			      T(p, "student.la.deleted"), del);
+		}
 		h_raw(p, "</td></tr></tfoot>");
 		return;
 	}

@@ -412,7 +412,11 @@ itest(fx, 'changes during the mobility: the proposal shows inserted and deleted 
   assert.match(prop, /<td>Cryptographie<\/td><td>1\/2<\/td><td class="num">6<\/td><td>ajouté <span class="muted">timetable-conflict <\/span><\/td>/);
   const e = one(R, `SELECT ects_listed, ects_inserted, ects_deleted, ects_net FROM smile.la_version_ects
     WHERE mobility_id = ${ids.a} AND state = 'current' AND kind = 'changes-proposal' AND list = 'studied'`);
-  assert.ok(prop.includes(`<td class="num ects-total">${e.ects_net}</td><td>listés ${e.ects_listed}, ajouté +${e.ects_inserted}, supprimé −${e.ects_deleted}</td>`), prop);
+  // a version made of changes shows its variation, signed, and what makes it
+  const signed = Number(e.ects_net) > 0 ? `+${e.ects_net}` : String(e.ects_net);
+  assert.ok(prop.includes(`<th scope="row" colspan="4">Variation des ECTS</th><td class="num ects-total">${signed}</td>` +
+    `<td>ajouté +${e.ects_inserted}, supprimé −${e.ects_deleted}</td>`), prop);
+  assert.equal(Number(e.ects_listed), 0, 'the proposal lists only changes');
   assert.match(prop, /<th scope="row">Établissement d&#39;accueil<\/th><td colspan="4" class="muted">non signé<\/td>/, 'not signed by us yet');
   assert.match(h, /id="approve-la"/);
 
