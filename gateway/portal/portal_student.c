@@ -104,8 +104,13 @@ static const char steps_sql[] =
     " WHERE m.id = $1::bigint ORDER BY sm.created_at, sm.id";
 /* clang-format on */
 
-/* The exchanges with either HEI that name the omobility id (in the URL or
- * a body) or were attempts of its jobs; the newest first. */
+/*
+ * The exchanges with either HEI that name the omobility id (in the URL or
+ * the request body: CNRs, get and update requests) or were attempts of
+ * its decisions' jobs; the newest first. Response bodies are not searched
+ * (an index response names every mobility), nor what came before the
+ * mobility was known here, so the search stays small on a large log.
+ */
 #define STUDENT_MAX_LOG "100"
 /* clang-format off */
 static const char log_sql[] =
@@ -113,9 +118,9 @@ static const char log_sql[] =
     " l.method, l.url, l.api, l.status::text AS status, l.error, l.job_id::text AS job_id"
     " FROM smile.mobility m JOIN ewp.message_log l"
     "   ON l.partner_hei_ids && ARRAY[m.sending_hei_id, m.receiving_hei_id]::text[]"
-    " WHERE m.id = $1::bigint AND (strpos(l.url, m.omobility_id) > 0"
+    " WHERE m.id = $1::bigint AND l.created_at > m.created_at - interval '1 day'"
+    "   AND (strpos(l.url, m.omobility_id) > 0"
     "   OR position(convert_to(m.omobility_id, 'UTF8') IN coalesce(l.request_body, '')) > 0"
-    "   OR position(convert_to(m.omobility_id, 'UTF8') IN coalesce(l.response_body, '')) > 0"
     "   OR l.job_id IN (SELECT d.job_id FROM ewp.decisions d WHERE d.mobility_id = m.id))"
     " ORDER BY l.id DESC LIMIT " STUDENT_MAX_LOG;
 /* clang-format on */

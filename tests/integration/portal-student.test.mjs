@@ -146,8 +146,10 @@ itest(fx, 'a gestionnaire sees the nomination as received, the registration, the
     const row = one(R, `SELECT url, convert_from(coalesce(request_body, ''), 'UTF8') AS req,
       convert_from(coalesce(response_body, ''), 'UTF8') AS res FROM ewp.message_log WHERE id = ${id}`);
     assert.ok(row, `log ${id} exists`);
-    assert.ok(`${row.url} ${row.req} ${row.res}`.includes(OMOB), `log ${id} mentions ${OMOB}`);
+    assert.ok(`${row.url} ${row.req}`.includes(OMOB), `log ${id} mentions ${OMOB}`);
   }
+  assert.match(h, /<td>reçu<\/td><td>POST <span class="student-url">\/ewp\/omobility-cnr[^<]*<\/span><\/td><td>200<\/td>/, 'the partner\'s CNR');
+  assert.match(h, /<td>envoyé<\/td><td>POST <span class="student-url">https:\/\/[^<]*\/ewp\/omobilities\/v3\/get<\/span><\/td><td>200<\/td>/, 'our fetch');
   // the re-fetch job that the CNR caused is listed
   assert.match(h, /<table id="jobs">/);
 });
@@ -307,6 +309,8 @@ itest(fx, 'approving a nomination in the portal reaches the sending node; a seco
   assert.match(after.text, /<td class="decision-accepted">reçue par le partenaire<\/td>/);
   assert.match(after.text, /<dd id="nomination-status">acceptée<\/dd>/);
   assert.match(after.text, /Nomination approved by claire/, 'the workflow history');
+  assert.match(after.text, /<td>envoyé<\/td><td>POST <span class="student-url">https:\/\/[^<]*\/ewp\/omobilities\/v3\/update<\/span><\/td><td>200<\/td>/,
+    'the update request that carried the decision, among the exchanges');
 
   const n = decisionsCount();
   await pc.get(file(ids.a));
