@@ -10,7 +10,9 @@
 --     (smile.utilisateur_composante), the students of those composantes;
 --   * a Référent sees the students whose registration names their e-mail
 --     as referent_email (compared case-insensitively);
---   * a user who is both sees both sets.
+--   * a user given both rights sees both sets (the portal passes the
+--     Référent right only for a user without the gestionnaire's, as the
+--     students' file does, so that both pages agree).
 -- The rule lives here, in one function, so that every page showing
 -- students (dashboard, students' files) applies the same one.
 

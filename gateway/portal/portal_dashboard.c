@@ -264,7 +264,8 @@ dash_params_fill(struct portal *p, const struct dash_filter *f, struct dash_para
 	memset(pp, 0, sizeof(*pp));
 	pp->v[0] = students ? "t" : "f";
 	pp->v[1] = p->user.composantes;
-	pp->v[2] = referent ? "t" : "f";
+	/* as the students' file does: the Référent rule for a Référent alone */
+	pp->v[2] = referent && !students ? "t" : "f";
 	pp->v[3] = p->user.email;
 	pp->v[4] = p->lang;
 	pp->v[5] = f->year;

@@ -190,6 +190,10 @@ function createUsers() {
   ewpctlUser(['role', 'gestsci', 'gestionnaire', '--composante', 'SCI']);
   add('referent', 'Référent', REFERENT_EMAIL);
   add('admin', 'administrateur');
+  // a gestionnaire of Sciences who is also Marco's (Droit) referent
+  add('gestref', 'gestionnaire', REFERENT_EMAIL);
+  ewpctlUser(['role', 'gestref', 'gestionnaire', '--composante', 'SCI']);
+  ewpctlUser(['role', 'gestref', 'Référent']);
   createUser(fx.pg, { username: 'invite', password: PASSWORD, roles: [ROLES.invite] });
   createUser(fx.pg, { username: 'etudiant', password: PASSWORD, roles: [ROLES.etudiant] });
   createUser(fx.pg, { username: 'standard', password: PASSWORD, roles: [ROLES.standard] });
@@ -466,6 +470,11 @@ itest(() => fx, 'a gestionnaire limited to a composante sees only its students, 
   const menu = /<select id="f-composante"[\s\S]*?<\/select>/.exec(html)[0];
   assert.match(menu, new RegExp(`<option value="${composantes.sci}">UFR Sciences</option>`));
   assert.doesNotMatch(menu, new RegExp(`<option value="${composantes.law}"`));
+  // the files the dashboard links to open for this user
+  for (const id of [...new Set(rowIds(html, 'student').slice(0, 3).concat(rowIds(html, 'needs-nominations').slice(0, 3)))]) {
+    const f = await (await as('gestsci')).get(`/portal/students/${id}`);
+    assert.equal(f.status, 200, `file ${id}: ${f.status}`);
+  }
   const r = await (await as('gestsci')).get('/portal/dashboard?format=csv');
   const rows = parseCsv(r.text.replace(/^\uFEFF/, ''));
   assert.deepEqual(rows.slice(1).map((x) => Number(x[0])).sort((a, b) => a - b), sci.map((s) => s.id).sort((a, b) => a - b));
@@ -479,10 +488,19 @@ itest(() => fx, 'a Référent sees only the students whose referent e-mail is th
   assert.ok(!html.includes(`/portal/students/${S.eva}"`), 'another referent\'s student is not shown');
   assert.deepEqual(rowIds(section(html, 'needs-las'), 'needs-las'), [S.marco]);
   assert.deepEqual(rowIds(section(html, 'needs-nominations'), 'needs-nominations'), [S.lena]);
+  for (const id of [S.lena, S.marco]) {
+    const f = await (await as('referent')).get(`/portal/students/${id}`);
+    assert.equal(f.status, 200, `file ${id}: ${f.status}`);
+  }
   const r = await (await as('referent')).get('/portal/dashboard?format=csv');
   assert.equal(r.status, 200);
   const rows = parseCsv(r.text.replace(/^\uFEFF/, ''));
   assert.deepEqual(rows.slice(1).map((x) => Number(x[0])).sort(), [S.lena, S.marco].sort());
+  // a gestionnaire is scoped by composante even when also a Référent (as in the students' file)
+  const both = await page('gestref', `year=2026&partner=${UNI_B}`);
+  assert.ok(!listed(both).includes(S.marco), 'Marco (Droit) is outside the gestionnaire\'s composantes');
+  assert.equal((await (await as('gestref')).get(`/portal/students/${S.marco}`)).status, 404);
+  assert.ok(listed(await page('gestref', 'q=lena')).includes(S.lena));
   // an administrator (inherits gestionnaire) sees everyone
   const admin = await page('admin');
   assert.equal(Number(/id="students-total">(\d+)</.exec(admin)[1]), expected().length);
