@@ -10,9 +10,5 @@ extern const struct portal_page portal_dashboard_pages[];
 extern const struct portal_page portal_student_pages[];
 
 const struct portal_page *const portal_modules[] = {
-    portal_home_pages,
-    portal_login_pages,
-    portal_dashboard_pages,
-    portal_student_pages,
-    NULL,
+    portal_home_pages, portal_login_pages, portal_dashboard_pages, portal_student_pages, NULL,
 };
