@@ -6,9 +6,15 @@
 
 extern const struct portal_page portal_home_pages[];
 extern const struct portal_page portal_login_pages[];
+extern const struct portal_page portal_workflow_pages[];
+extern const struct portal_page portal_partners_pages[];
+extern const struct portal_page portal_keys_pages[];
 
 const struct portal_page *const portal_modules[] = {
     portal_home_pages,
     portal_login_pages,
+    portal_workflow_pages,
+    portal_partners_pages,
+    portal_keys_pages,
     NULL,
 };
