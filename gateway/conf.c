@@ -100,7 +100,8 @@ static const struct conf_key conf_keys[] = {
     {"portal", "max_failures", CONF_INT, F(portal_max_failures), 0, "5", 0, 1, 100},
     {"portal", "lockout", CONF_DURATION, F(portal_lockout), 0, "15m", 0, 1, 86400},
     {"portal", "sso_header", CONF_STR, F(portal_sso_header), 0, "", 0, 0, 0},
-    {"portal", "sso_proxies", CONF_LIST, F(portal_sso_proxies), F(nportal_sso_proxies), "", 0, 0, 0},
+    {"portal", "sso_proxies", CONF_LIST, F(portal_sso_proxies), F(nportal_sso_proxies), "", 0, 0,
+     0},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -98,13 +98,13 @@ struct conf {
 	int mobility_sync_hour; /* UTC hour of the nightly OMobilities re-sync; -1: off */
 
 	/* [portal] the staff portal under /portal/ (gateway/portal/) */
-	bool portal;              /* serve it */
-	char *portal_strings;     /* directory of the fr/ and en/ string catalogues */
-	int portal_session_idle;  /* seconds without a request before a session ends */
-	int portal_session_max;   /* seconds a session lasts at most */
-	int portal_max_failures;  /* failed sign-ins before the account is locked */
-	int portal_lockout;       /* seconds the lock lasts */
-	char *portal_sso_header;  /* header carrying the user name; "" or NULL: no SSO */
+	bool portal;             /* serve it */
+	char *portal_strings;    /* directory of the fr/ and en/ string catalogues */
+	int portal_session_idle; /* seconds without a request before a session ends */
+	int portal_session_max;  /* seconds a session lasts at most */
+	int portal_max_failures; /* failed sign-ins before the account is locked */
+	int portal_lockout;      /* seconds the lock lasts */
+	char *portal_sso_header; /* header carrying the user name; "" or NULL: no SSO */
 	char *portal_sso_proxies[CONF_MAX_PUBLISHED]; /* addresses allowed to set it */
 	size_t nportal_sso_proxies;
 };

@@ -10,11 +10,10 @@ static const int metrics_statuses[METRICS_NSTATUS] = {200, 304, 400, 401, 403, 4
 static const uint64_t metrics_bounds[METRICS_NBUCKETS] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 500000, 1000000, 10000000};
 static const char *const metrics_api_names[METRICS_API_COUNT] = {
-    "manifest",           "echo",        "institutions",  "ounits",
-    "course-replication", "courses",     "factsheet",     "omobility-cnr",
-    "omobility-la-cnr",   "omobilities", "omobility-las", "imobilities",
-    "imobility-cnr",      "healthz",     "metrics",       "portal",
-    "other"};
+    "manifest",      "echo",        "institutions",  "ounits",           "course-replication",
+    "courses",       "factsheet",   "omobility-cnr", "omobility-la-cnr", "omobilities",
+    "omobility-las", "imobilities", "imobility-cnr", "healthz",          "metrics",
+    "portal",        "other"};
 
 struct metrics *
 metrics_new(void)

@@ -145,6 +145,12 @@ portal_route(struct portal *p)
 	pg->handle(p);
 }
 
+static void
+portal_not_found(struct portal *p)
+{
+	portal_error(p, p->not_found_status, NULL);
+}
+
 /* Language: the cookie, else the user's setting (session), else French. */
 static void
 portal_pick_lang(struct portal *p)
@@ -208,7 +214,9 @@ portal_dispatch(struct req *rq)
 	if (p->page == NULL) {
 		if (wrong_method)
 			req_add_header(rq, "Allow", strcmp(rq->method, "GET") ? "GET" : "POST");
-		portal_error(p, wrong_method ? 405 : 404, NULL);
+		p->not_found_status = wrong_method ? 405 : 404;
+		/* the error page still shows who is signed in */
+		portal_session_load(p, portal_not_found);
 		return;
 	}
 	/* a flash message is only ever a key our catalogue knows */

@@ -32,15 +32,15 @@ struct req;
 
 /* What a signed-in user may do; a role grants a set of these. */
 enum portal_priv {
-	PRIV_NONE = 0,             /* any signed-in user (home, sign-out) */
-	PRIV_STUDENTS = 1 << 0,    /* dashboard, students' files (read) */
-	PRIV_DECIDE = 1 << 1,      /* approve / reject nominations and LAs */
-	PRIV_PARTNERS = 1 << 2,    /* partners page */
-	PRIV_LOG = 1 << 3,         /* EWP message log, outbox jobs */
-	PRIV_RETRY = 1 << 4,       /* retry a failed outbox job */
-	PRIV_WORKFLOW = 1 << 5,    /* workflow configuration */
-	PRIV_KEYS = 1 << 6,        /* keys page */
-	PRIV_REFERENT = 1 << 7,    /* files of the students one is referent of */
+	PRIV_NONE = 0,          /* any signed-in user (home, sign-out) */
+	PRIV_STUDENTS = 1 << 0, /* dashboard, students' files (read) */
+	PRIV_DECIDE = 1 << 1,   /* approve / reject nominations and LAs */
+	PRIV_PARTNERS = 1 << 2, /* partners page */
+	PRIV_LOG = 1 << 3,      /* EWP message log, outbox jobs */
+	PRIV_RETRY = 1 << 4,    /* retry a failed outbox job */
+	PRIV_WORKFLOW = 1 << 5, /* workflow configuration */
+	PRIV_KEYS = 1 << 6,     /* keys page */
+	PRIV_REFERENT = 1 << 7, /* files of the students one is referent of */
 };
 
 #define PORTAL_MAX_SQL 8 /* statements one page may run */
@@ -57,10 +57,10 @@ struct portal_rows {
 struct portal_user {
 	long id;
 	char *username, *display_name, *email;
-	unsigned privs;      /* enum portal_priv bits */
-	char *roles;         /* role labels, comma-separated, for display */
-	char *composantes;   /* PostgreSQL array literal of composante ids the
-	                        user is limited to, or NULL: all of them */
+	unsigned privs;    /* enum portal_priv bits */
+	char *roles;       /* role labels, comma-separated, for display */
+	char *composantes; /* PostgreSQL array literal of composante ids the
+	                      user is limited to, or NULL: all of them */
 };
 
 struct portal;
@@ -74,24 +74,25 @@ struct portal {
 	const char *lang;        /* "fr" or "en" */
 	const char *csrf;        /* this session's token for forms (hex) */
 	char csrf_buf[65];
-	char *token;             /* the session (or sign-in form) cookie's token */
-	bool lang_chosen;        /* the language cookie decided p->lang */
-	bool session_ended;      /* a session cookie came, its session is over */
+	char *token;              /* the session (or sign-in form) cookie's token */
+	bool lang_chosen;         /* the language cookie decided p->lang */
+	bool session_ended;       /* a session cookie came, its session is over */
 	bool session_unavailable; /* the database could not be asked */
-	struct form *params;     /* query (GET) or body (POST) parameters */
+	struct form *params;      /* query (GET) or body (POST) parameters */
 	struct form own_params;
-	const char *path_arg;    /* the part after the page's prefix, e.g. "42" */
-	char *flash;             /* message shown once, from the redirect */
-	struct buf out;          /* the HTML being written */
-	bool out_full;           /* it passed its ceiling: a 500 is sent */
-	int status;              /* of portal_page_end(); 0: 200 */
+	const char *path_arg; /* the part after the page's prefix, e.g. "42" */
+	char *flash;          /* message shown once, from the redirect */
+	struct buf out;       /* the HTML being written */
+	bool out_full;        /* it passed its ceiling: a 500 is sent */
+	int status;           /* of portal_page_end(); 0: 200 */
+	int not_found_status; /* 404 or 405 when no page matched */
 	/* statements of portal_run() and their results */
 	int nsql;
 	char *sql[PORTAL_MAX_SQL];
 	char **sql_params[PORTAL_MAX_SQL];
 	int sql_nparams[PORTAL_MAX_SQL];
 	struct portal_rows rows[PORTAL_MAX_SQL];
-	char *db_err; /* "SSSSS: message" when the transaction failed */
+	char *db_err;         /* "SSSSS: message" when the transaction failed */
 	char *db_err_message; /* the server's primary message alone */
 	portal_done *done;
 	void *data; /* the page's own state */
@@ -174,6 +175,18 @@ const char *T(const struct portal *p, const char *key);
 void portal_redirect(struct portal *p, const char *path, const char *flash_key);
 /* An error page: 400 bad input, 403 refused, 404 unknown, 409 conflict. */
 void portal_error(struct portal *p, int status, const char *message);
+/* A column of an export: the rows' column and its title (catalogue key). */
+struct portal_column {
+	const char *col;
+	const char *title_key;
+};
+/*
+ * When the request asks for ?format=csv or ?format=txt, sends the rows as
+ * that download (name.csv / name.txt) and returns true; 400 for another
+ * format. False without a format: the caller renders its page.
+ */
+bool portal_export(struct portal *p, const struct portal_rows *r, const struct portal_column *cols,
+                   size_t ncols, const char *name);
 /* A download (CSV or text/plain): body sent as is, with a file name. */
 void portal_download(struct portal *p, const char *content_type, const char *filename,
                      const char *body, size_t len);

@@ -55,7 +55,7 @@ portal_copy_rows(struct portal_rows *r, PGresult *res)
 {
 	r->nrows = PQntuples(res);
 	r->ncols = PQnfields(res);
-	r->affected = atol(PQcmdTuples(res));
+	r->affected = strtol(PQcmdTuples(res), NULL, 10);
 	r->names = xcalloc((size_t)r->ncols + 1, sizeof(char *));
 	for (int c = 0; c < r->ncols; c++)
 		r->names[c] = xstrdup(PQfname(res, c));
@@ -178,7 +178,10 @@ portal_audit(struct portal *p, const char *action, const char *object_type, cons
 	const char *addr = portal_client_addr(p);
 	char uid[24];
 	const char *params[6] = {p->user.username ? p->user.username : "anonymous",
-	                         p->user.id ? uid : NULL, action, object_type, object_id,
+	                         p->user.id ? uid : NULL,
+	                         action,
+	                         object_type,
+	                         object_id,
 	                         addr[0] ? addr : NULL};
 
 	snprintf(uid, sizeof(uid), "%ld", p->user.id);

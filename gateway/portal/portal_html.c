@@ -12,12 +12,13 @@
 #include "log.h"
 #include "portal.h"
 #include "portal_int.h"
+#include "portal_text.h"
 #include "req.h"
 #include "xmalloc.h"
 
 /* No script, no frame, no foreign origin: only our stylesheet and forms. */
 #define PORTAL_CSP                                                                                 \
-	"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "                   \
+	"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "               \
 	"frame-ancestors 'none'; base-uri 'none'"
 
 static void
@@ -36,26 +37,8 @@ h_raw(struct portal *p, const char *markup)
 void
 h_text(struct portal *p, const char *text)
 {
-	const char *run = text;
-
-	if (text == NULL)
-		return;
-	for (const char *s = text; *s; s++) {
-		const char *rep;
-
-		switch (*s) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&#39;"; break;
-		default: continue;
-		}
-		h_add(p, run, (size_t)(s - run));
-		h_raw(p, rep);
-		run = s + 1;
-	}
-	h_raw(p, run);
+	if (text && portal_escape(&p->out, text) == -1)
+		p->out_full = true;
 }
 
 void
@@ -146,7 +129,8 @@ portal_header(struct portal *p)
 	h_fmt(p, "<p class=\"brand\"><a href=\"/portal/\">%s</a> <span>%s</span></p>",
 	      T(p, "app.name"), p->d->conf->hei_name);
 	if (p->user.id) {
-		portal_nav(p);
+		if (p->user.privs)
+			portal_nav(p);
 		h_fmt(p, "<div class=\"who\"><span>%s</span> <span class=\"roles\">%s</span>",
 		      p->user.display_name, p->user.roles ? p->user.roles : "");
 		h_raw(p, "<form method=\"post\" action=\"/portal/logout\">");
@@ -242,8 +226,8 @@ portal_error(struct portal *p, int status, const char *message)
 }
 
 void
-portal_download(struct portal *p, const char *content_type, const char *filename,
-                const char *body, size_t len)
+portal_download(struct portal *p, const char *content_type, const char *filename, const char *body,
+                size_t len)
 {
 	char *disp = xasprintf("attachment; filename=\"%s\"", filename);
 

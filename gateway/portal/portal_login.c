@@ -38,9 +38,8 @@ static const char failure_sql[] =
     "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END"
     " WHERE id = $1::bigint";
 
-static const char revoke_sql[] =
-    "UPDATE ewp.portal_sessions SET revoked_at = now()"
-    " WHERE token_sha256 = $1::bytea AND revoked_at IS NULL";
+static const char revoke_sql[] = "UPDATE ewp.portal_sessions SET revoked_at = now()"
+                                 " WHERE token_sha256 = $1::bytea AND revoked_at IS NULL";
 
 struct login {
 	char *message_key; /* why the form is shown again */
@@ -63,7 +62,8 @@ login_form(struct portal *p, int status, const char *message_key)
 	p->csrf = p->csrf_buf;
 	portal_page_begin(p, "login.title");
 	if (message_key)
-		h_fmt(p, "<p class=\"error\" role=\"alert\" id=\"login-error\">%s</p>", T(p, message_key));
+		h_fmt(p, "<p class=\"error\" role=\"alert\" id=\"login-error\">%s</p>",
+		      T(p, message_key));
 	h_raw(p, "<form method=\"post\" action=\"/portal/login\" class=\"login\">");
 	h_csrf(p);
 	h_fmt(p,
@@ -150,7 +150,7 @@ login_checked(struct portal *p)
 		                     ? "login.locked"
 		                     : "login.failed";
 	}
-	l->user_id = id ? atol(id) : 0;
+	l->user_id = id ? strtol(id, NULL, 10) : 0;
 	l->username = id ? xstrdup(portal_cell(r, 0, "username")) : NULL;
 	portal_sql_reset(p);
 	if (l->user_id == 0) {
@@ -248,7 +248,7 @@ sso_found(struct portal *p)
 		portal_error(p, 403, T(p, "sso.unknown"));
 		return;
 	}
-	id = atol(portal_cell(r, 0, "id"));
+	id = strtol(portal_cell(r, 0, "id"), NULL, 10);
 	p->user.username = xstrdup(portal_cell(r, 0, "username"));
 	p->user.id = id;
 	portal_sql_reset(p);
@@ -276,13 +276,14 @@ sso_login(struct portal *p)
 	}
 	if (!sso_trusted(p, addr)) {
 		/* the header could come from anyone: it is not even read */
-		log_warnx("portal: single sign-on refused from %s (not in [portal] sso_proxies)", addr);
+		log_warnx("portal: single sign-on refused from %s (not in [portal] sso_proxies)",
+		          addr);
 		portal_error(p, 403, T(p, "sso.untrusted"));
 		return;
 	}
 	name = req_header(p->rq, c->portal_sso_header);
-	if (name == NULL || req_header_count(p->rq, c->portal_sso_header) != 1 ||
-	    name[0] == '\0' || strlen(name) > LOGIN_MAX_NAME) {
+	if (name == NULL || req_header_count(p->rq, c->portal_sso_header) != 1 || name[0] == '\0' ||
+	    strlen(name) > LOGIN_MAX_NAME) {
 		portal_error(p, 403, T(p, "sso.no_header"));
 		return;
 	}

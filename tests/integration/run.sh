@@ -5,7 +5,9 @@
 #   tests/integration/run.sh echo httpsig    only echo.test.mjs, httpsig.test.mjs
 #
 # Environment: EWPD, EWPCTL (default build/ewpd, build/ewpctl), EWP_SPECS
-# (default ../shared/ewp-specs), KEEP_TMP=1 keeps the temp dirs.
+# (default ../shared/ewp-specs), KEEP_TMP=1 keeps the temp dirs. Browser
+# tests: CHROMIUM (default /usr/bin/chromium), EWP_ARTEFACTS (screenshots,
+# default build/artefacts/portal).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +23,7 @@ if [ "$major" -lt 20 ]; then
 	exit 2
 fi
 
-if [ ! -d "$here/node_modules/http-signature" ]; then
+if [ ! -d "$here/node_modules/http-signature" ] || [ ! -d "$here/node_modules/playwright-core" ]; then
 	(
 		cd "$here"
 		if [ -f package-lock.json ]; then

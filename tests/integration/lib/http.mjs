@@ -173,15 +173,16 @@ export class Connection {
   }
 
   _connect() {
-    const { port, host = '127.0.0.1' } = this.endpoint;
+    // localAddress: the source address (e.g. 127.0.0.2, a trusted proxy)
+    const { port, host = '127.0.0.1', localAddress } = this.endpoint;
     return new Promise((resolve, reject) => {
       let s;
       const onErr = (e) => reject(new HttpError(`connect to ${host}:${port} failed: ${e.message}`, { code: e.code }));
       if (this.endpoint.tls) {
-        s = tls.connect({ host, port, ca: this.endpoint.tls.ca, servername: this.endpoint.tls.servername,
+        s = tls.connect({ host, port, localAddress, ca: this.endpoint.tls.ca, servername: this.endpoint.tls.servername,
           rejectUnauthorized: this.endpoint.tls.rejectUnauthorized !== false }, () => { s.off('error', onErr); resolve(); });
       } else {
-        s = net.connect({ host, port }, () => { s.off('error', onErr); resolve(); });
+        s = net.connect({ host, port, localAddress }, () => { s.off('error', onErr); resolve(); });
       }
       s.once('error', onErr);
       this.sock = s;
