@@ -21,8 +21,7 @@
 #include "registry.h"
 #include "xmalloc.h"
 
-#define PARTNERS_MAX_EXPORT (32 * 1024 * 1024) /* bytes of an export */
-#define PARTNERS_MAX_Q      200                /* bytes of the filter */
+#define PARTNERS_MAX_Q 200 /* bytes of the filter */
 
 static const char partners_sql[] =
     "WITH c AS (SELECT DISTINCT unnest($1::text[]) AS hei_id),"
@@ -60,8 +59,6 @@ struct partners {
 	struct hei_host *pairs;
 	size_t npairs;
 };
-
-enum partners_format { FMT_HTML, FMT_CSV, FMT_TXT };
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -232,121 +229,61 @@ outcome_key(const char *outcome)
 
 #define NCOLS 11
 
-static void
-partners_row_cells(struct portal *p, const struct partners *pt, const struct portal_rows *r, int i,
-                   const char *cells[NCOLS], char **apis)
-{
-	const char *hei = portal_cell(r, i, "hei_id");
-
-	*apis = partners_apis(pt, hei);
-	cells[0] = hei;
-	cells[1] = partners_name(pt, r, i);
-	cells[2] = portal_cell(r, i, "erasmus_code");
-	cells[3] = T(p, strcmp(portal_cell(r, i, "in_catalogue"), "t") == 0 ? "partners.yes"
-	                                                                    : "partners.no");
-	cells[4] = *apis;
-	cells[5] = portal_cell(r, i, "last_attempt");
-	cells[6] = T(p, outcome_key(portal_cell(r, i, "outcome")));
-	cells[7] = portal_cell(r, i, "last_success");
-	cells[8] = portal_cell(r, i, "last_error_at");
-	cells[9] = portal_cell(r, i, "last_error");
-	cells[10] = portal_cell(r, i, "failed_jobs");
-}
-
-static const char *const header_keys[NCOLS] = {
-    "partners.hei_id",       "partners.name",         "partners.erasmus_code",
-    "partners.in_catalogue", "partners.apis",         "partners.last_attempt",
-    "partners.outcome",      "partners.last_success", "partners.last_error_at",
-    "partners.last_error",   "partners.failed_jobs",
+static const struct portal_column export_cols[NCOLS] = {
+    {"hei_id", "partners.hei_id"},
+    {"name", "partners.name"},
+    {"erasmus_code", "partners.erasmus_code"},
+    {"in_catalogue", "partners.in_catalogue"},
+    {"apis", "partners.apis"},
+    {"last_attempt", "partners.last_attempt"},
+    {"outcome", "partners.outcome"},
+    {"last_success", "partners.last_success"},
+    {"last_error_at", "partners.last_error_at"},
+    {"last_error", "partners.last_error"},
+    {"failed_jobs", "partners.failed_jobs"},
 };
 
-/* RFC 4180, every field quoted; a formula-looking cell gets a leading '. */
+/*
+ * The rows of the page as portal_export() takes them: what the database
+ * said, with the catalogue's name and APIs and the words of the page.
+ */
 static void
-csv_cell(struct buf *b, const char *v, bool first)
-{
-	if (!first)
-		(void)!buf_add(b, ",", 1);
-	(void)!buf_add(b, "\"", 1);
-	if (v && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@'))
-		(void)!buf_add(b, "'", 1);
-	for (const char *s = v ? v : ""; *s; s++) {
-		if (*s == '"')
-			(void)!buf_add(b, "\"", 1);
-		(void)!buf_add(b, s, 1);
-	}
-	(void)!buf_add(b, "\"", 1);
-}
-
-/* Characters of a UTF-8 string (for aligning columns). */
-static size_t
-utf8_width(const char *s)
-{
-	size_t n = 0;
-
-	for (; s && *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
-/* Plain text cell: line breaks and tabs become spaces. */
-static void
-txt_cell(struct buf *b, const char *v, size_t width, bool last)
-{
-	size_t w = 0;
-
-	for (const char *s = v ? v : ""; *s; s++) {
-		char c = (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s;
-
-		(void)!buf_add(b, &c, 1);
-		w += ((unsigned char)c & 0xC0) != 0x80;
-	}
-	if (!last)
-		for (; w < width + 2; w++)
-			(void)!buf_add(b, " ", 1);
-}
-
-static void
-partners_export(struct portal *p, const struct partners *pt, const int *sel, int nsel,
-                enum partners_format fmt)
+partners_export(struct portal *p, const struct partners *pt, const int *sel, int nsel)
 {
 	const struct portal_rows *r = &p->rows[0];
-	const char *(*cells)[NCOLS] = xcalloc((size_t)nsel + 1, sizeof(*cells));
-	char **apis = xcalloc((size_t)nsel + 1, sizeof(char *));
-	size_t width[NCOLS] = {0};
-	struct buf b;
+	struct portal_rows out = {.nrows = nsel, .ncols = NCOLS};
 
-	buf_init(&b, PARTNERS_MAX_EXPORT);
-	for (int c = 0; c < NCOLS; c++) {
-		cells[0][c] = T(p, header_keys[c]);
-		width[c] = utf8_width(cells[0][c]);
-	}
+	out.names = xcalloc(NCOLS + 1, sizeof(char *));
+	for (int c = 0; c < NCOLS; c++)
+		out.names[c] = xstrdup(export_cols[c].col);
+	out.cells = xcalloc((size_t)nsel * NCOLS + 1, sizeof(char *));
 	for (int k = 0; k < nsel; k++) {
-		partners_row_cells(p, pt, r, sel[k], cells[k + 1], &apis[k]);
-		for (int c = 0; c < NCOLS; c++) {
-			size_t w = utf8_width(cells[k + 1][c]);
+		char **row = &out.cells[k * NCOLS];
+		int i = sel[k];
+		const char *name = partners_name(pt, r, i);
 
-			width[c] = w > width[c] ? w : width[c];
+		for (int c = 0; c < NCOLS; c++) {
+			const char *v = portal_cell(r, i, export_cols[c].col);
+
+			row[c] = v ? xstrdup(v) : NULL;
 		}
+		free(row[1]);
+		row[1] = name ? xstrdup(name) : NULL;
+		free(row[3]);
+		row[3] = xstrdup(T(p, strcmp(portal_cell(r, i, "in_catalogue"), "t") == 0
+		                          ? "partners.yes"
+		                          : "partners.no"));
+		row[4] = partners_apis(pt, portal_cell(r, i, "hei_id"));
+		free(row[6]);
+		row[6] = xstrdup(T(p, outcome_key(portal_cell(r, i, "outcome"))));
 	}
-	for (int k = 0; k <= nsel; k++) {
-		for (int c = 0; c < NCOLS; c++)
-			if (fmt == FMT_CSV)
-				csv_cell(&b, cells[k][c], c == 0);
-			else
-				txt_cell(&b, cells[k][c], width[c], c == NCOLS - 1);
-		(void)!buf_addstr(&b, fmt == FMT_CSV ? "\r\n" : "\n");
-	}
-	for (int k = 0; k < nsel; k++)
-		free(apis[k]);
-	free(apis);
-	free(cells);
-	if (fmt == FMT_CSV)
-		portal_download(p, "text/csv; charset=utf-8", "partners.csv", b.data ? b.data : "",
-		                b.len);
-	else
-		portal_download(p, "text/plain; charset=utf-8", "partners.txt",
-		                b.data ? b.data : "", b.len);
-	buf_free(&b);
+	(void)portal_export(p, &out, export_cols, NCOLS, "partners");
+	for (int k = 0; k < nsel * NCOLS; k++)
+		free(out.cells[k]);
+	for (int c = 0; c < NCOLS; c++)
+		free(out.names[c]);
+	free(out.cells);
+	free(out.names);
 }
 
 /* ---- the page ----------------------------------------------------------- */
@@ -394,8 +331,7 @@ static void
 partners_done(struct portal *p)
 {
 	const struct portal_rows *r = &p->rows[0];
-	const char *q = portal_param(p, "q");
-	enum partners_format fmt = (intptr_t)p->data;
+	const char *q = portal_param(p, "q"), *format = portal_param(p, "format");
 	struct partners pt = {.reg = p->d->snap ? p->d->snap->reg : NULL};
 	int *sel, nsel = 0;
 
@@ -406,8 +342,8 @@ partners_done(struct portal *p)
 	for (int i = 0; i < r->nrows; i++)
 		if (partners_match(&pt, r, i, q))
 			sel[nsel++] = i;
-	if (fmt != FMT_HTML) {
-		partners_export(p, &pt, sel, nsel, fmt);
+	if (format && format[0]) {
+		partners_export(p, &pt, sel, nsel);
 		free(sel);
 		free(pt.pairs);
 		return;
@@ -426,7 +362,7 @@ partners_done(struct portal *p)
 		    p,
 		    "<p><a id=\"export-csv\" href=\"/portal/partners?format=csv&amp;q=%s\">%s</a> "
 		    "<a id=\"export-txt\" href=\"/portal/partners?format=txt&amp;q=%s\">%s</a></p>",
-		    eq, T(p, "partners.export_csv"), eq, T(p, "partners.export_txt"));
+		    eq, T(p, "export.csv"), eq, T(p, "export.txt"));
 		free(eq);
 	}
 	h_fmt(p, "<table id=\"partners\"><caption>%s (%d)</caption><thead><tr>",
@@ -452,21 +388,12 @@ partners_done(struct portal *p)
 static void
 partners_page(struct portal *p)
 {
-	const char *format = portal_param(p, "format"), *q = portal_param(p, "q");
+	const char *q = portal_param(p, "q");
 	const struct registry *reg = p->d->snap ? p->d->snap->reg : NULL;
 	const char **heis = NULL, *params[2];
 	size_t n = 0;
 	char *arr;
-	enum partners_format fmt = FMT_HTML;
 
-	if (format && strcmp(format, "csv") == 0)
-		fmt = FMT_CSV;
-	else if (format && strcmp(format, "txt") == 0)
-		fmt = FMT_TXT;
-	else if (format && strcmp(format, "html") != 0) {
-		portal_error(p, 400, T(p, "partners.err_format"));
-		return;
-	}
 	if (q && strlen(q) > PARTNERS_MAX_Q) {
 		portal_error(p, 400, T(p, "partners.err_q"));
 		return;
@@ -483,7 +410,6 @@ partners_page(struct portal *p)
 	portal_sql(p, partners_sql, 2, params);
 	free(arr);
 	free(heis);
-	p->data = (void *)(intptr_t)fmt;
 	portal_run(p, false, partners_done);
 }
 

@@ -10,7 +10,7 @@ import { after, before } from 'node:test';
 
 import { addInstitutionsApis } from './lib/catalogue.mjs';
 import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, ewpctlKey, itest, runEwpctl } from './lib/daemon.mjs';
-import { request } from './lib/http.mjs';
+import { PortalClient, ROLES, createUser, location } from './lib/portal.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 const EVIL_HEI = 'evil.example.org';
@@ -18,80 +18,31 @@ const EVIL_NAME = '<script>alert(1)</script>"><img src=x onerror=alert(2)>';
 const GONE_HEI = 'gone.example.org'; // synced once, no longer in the catalogue
 const GONE_NAME = '<b>Gone</b> & "Co"';
 
-// ---- a small portal client: cookies, CSRF token of the last page ----------
-class PortalClient {
-  constructor(fx) {
-    this.fx = fx;
-    this.jar = new Map();
-    this.csrf = null;
-  }
-
-  _cookies(res) {
-    for (const sc of res.headerAll('set-cookie')) {
-      const [pair, ...attrs] = sc.split(';');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (value === '' || attrs.some((a) => /^\s*max-age=0\s*$/i.test(a))) this.jar.delete(name);
-      else this.jar.set(name, value);
+// RFC 4180 records of a CSV text (after its byte-order mark).
+function parseCsv(text) {
+  assert.ok(text.startsWith('\ufeff'), 'CSV starts with a byte-order mark');
+  const recs = [];
+  let rec = [];
+  let f = '';
+  let i = 1;
+  let quoted = false;
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { f += '"'; i += 2; continue; }
+      if (c === '"') { quoted = false; i++; continue; }
+      f += c; i++; continue;
     }
+    if (c === '"') { quoted = true; i++; continue; }
+    if (c === ',') { rec.push(f); f = ''; i++; continue; }
+    if (c === '\r' && text[i + 1] === '\n') { rec.push(f); recs.push(rec); rec = []; f = ''; i += 2; continue; }
+    f += c; i++;
   }
-
-  async _send(method, target, body) {
-    const headers = [['Host', this.fx.hostHeader]];
-    if (this.jar.size) headers.push(['Cookie', [...this.jar].map(([n, v]) => `${n}=${v}`).join('; ')]);
-    if (body !== undefined) {
-      headers.push(['Content-Type', 'application/x-www-form-urlencoded']);
-      headers.push(['Content-Length', String(Buffer.byteLength(body))]);
-    }
-    const res = await request(this.fx.endpoint, { method, target, headers, body, timeout: 10000 });
-    this._cookies(res);
-    const text = res.text;
-    const m = text.match(/name="csrf" value="([0-9a-f]{64})"/);
-    if (m) this.csrf = m[1];
-    return { status: res.status, headers: res, text, location: res.header('location') };
-  }
-
-  get(target) {
-    return this._send('GET', target);
-  }
-
-  // fields: object; csrf: true (the last page's token), false (none) or a string
-  post(target, fields, { csrf = true } = {}) {
-    const f = { ...fields };
-    if (csrf === true) f.csrf = this.csrf;
-    else if (typeof csrf === 'string') f.csrf = csrf;
-    return this._send('POST', target, new URLSearchParams(f).toString());
-  }
-
-  async login(user) {
-    const page = await this.get('/portal/login');
-    assert.equal(page.status, 200, page.text);
-    const r = await this.post('/portal/login', { username: user, password: PASSWORD });
-    assert.equal(r.status, 303, `login of ${user}: ${r.status}\n${r.text.slice(0, 500)}`);
-    return r;
-  }
-}
-
-// The stored form of portal_password.c, computed here with Node's scrypt
-// (ln=10: the lowest cost the daemon accepts, to keep the test fast).
-function scryptHash(password) {
-  const salt = crypto.randomBytes(16);
-  const hash = crypto.scryptSync(password, salt, 32, { N: 1 << 10, r: 8, p: 1 });
-  const b64 = (b) => b.toString('base64').replace(/=+$/, '');
-  return `$scrypt$ln=10,r=8,p=1$${b64(salt)}$${b64(hash)}`;
+  assert.equal(f, '', 'CSV ends with CRLF');
+  return recs;
 }
 
 const lit = (v) => `'${String(v).replace(/'/g, "''")}'`;
-
-function createUser(fx, username, roleCode) {
-  fx.pg.psql(`
-    WITH u AS (INSERT INTO smile.utilisateur (username, display_name, email, password_hash)
-               VALUES ('${username}', 'Test ${username}', '${username}@smile.test', '${scryptHash(PASSWORD)}')
-               RETURNING id)
-    INSERT INTO smile.utilisateur_role (utilisateur_id, role_id)
-      SELECT u.id, r.id FROM u, smile.role r WHERE r.code = '${roleCode}'`);
-}
 
 let fx;
 let sql;
@@ -111,9 +62,10 @@ before(async () => {
   fx.writeConfig({ keys: { publish_client: 'next.pem.pub' } });
   await fx.start();
 
-  createUser(fx, 'gest', 'gestionnaire');
-  createUser(fx, 'fonc', 'admin_fonctionnel');
-  createUser(fx, 'tech', 'administrateur');
+  createUser(fx.pg, { username: 'gest', password: PASSWORD, roles: [ROLES.gestionnaire] });
+  createUser(fx.pg, { username: 'fonc', password: PASSWORD, roles: [ROLES.fonctionnel] });
+  createUser(fx.pg, { username: 'tech', password: PASSWORD, roles: [ROLES.technique] });
+  createUser(fx.pg, { username: 'guest1', password: PASSWORD, roles: [ROLES.invite] });
 
   sql(`
     INSERT INTO smile.etablissement (schac_id, erasmus_code, names)
@@ -136,8 +88,9 @@ after(async () => {
 });
 
 async function as(user) {
-  const pc = new PortalClient(fx);
-  await pc.login(user);
+  const pc = PortalClient.of(fx);
+  const r = await pc.login(user, PASSWORD);
+  assert.equal(r.status, 303, `login of ${user}: ${r.status}\n${r.text.slice(0, 500)}`);
   return pc;
 }
 
@@ -196,7 +149,7 @@ itest(() => fx, 'up / down swap two steps in one transaction, shown in the new o
   const audits = auditCount('workflow.down');
   const r = await pc.post('/portal/workflow', { action: 'down', step: 'approval_host' });
   assert.equal(r.status, 303, r.text);
-  assert.match(r.location, /^\/portal\/workflow/);
+  assert.match(location(r), /^\/portal\/workflow/);
   const after1 = stepOrder();
   assert.deepEqual(after1.slice(4, 6), ['approval_base', 'approval_host']);
   assert.deepEqual([...after1.slice(0, 4), ...after1.slice(6)], [...before.slice(0, 4), ...before.slice(6)]);
@@ -204,7 +157,7 @@ itest(() => fx, 'up / down swap two steps in one transaction, shown in the new o
   assert.equal(auditCount('workflow.down'), audits + 1);
   assert.equal(sql("SELECT actor || ' ' || object_type || ' ' || object_id FROM ewp.audit_log WHERE action = 'workflow.down' ORDER BY id DESC LIMIT 1"),
     'fonc step approval_host');
-  const page = await pc.get(r.location);
+  const page = await pc.get(location(r));
   assert.equal(page.status, 200);
   assert.deepEqual(pageOrder(page.text), after1);
   assert.match(page.text, /class="flash"/);
@@ -373,14 +326,14 @@ itest(() => fx, 'workflow: CSRF token missing or wrong -> 403, nothing changed',
   const state = stepState();
   const wfAudits = () => Number(sql("SELECT count(*) FROM ewp.audit_log WHERE action LIKE 'workflow.%'"));
   const audits = wfAudits();
-  const missing = await pc.post('/portal/workflow', { action: 'down', step: 'approval_host' }, { csrf: false });
+  const missing = await pc.post('/portal/workflow', { action: 'down', step: 'approval_host', csrf: null });
   assert.equal(missing.status, 403);
-  const wrong = await pc.post('/portal/workflow', { action: 'down', step: 'approval_host' }, { csrf: 'a'.repeat(64) });
+  const wrong = await pc.post('/portal/workflow', { action: 'down', step: 'approval_host', csrf: 'a'.repeat(64) });
   assert.equal(wrong.status, 403);
   // another user's token
   const other = await as('tech');
   await other.get('/portal/workflow');
-  const stolen = await pc.post('/portal/workflow', { action: 'toggle', step: 'course' }, { csrf: other.csrf });
+  const stolen = await pc.post('/portal/workflow', { action: 'toggle', step: 'course', csrf: other.csrf });
   assert.equal(stolen.status, 403);
   assert.equal(stepState(), state);
   assert.equal(wfAudits(), audits);
@@ -449,27 +402,32 @@ itest(() => fx, 'partners: search, CSV and text exports with the same rows', asy
 
   const csv = await pc.get('/portal/partners?format=csv');
   assert.equal(csv.status, 200);
-  assert.match(csv.headers.header('content-type'), /^text\/csv; charset=utf-8/);
-  assert.match(csv.headers.header('content-disposition'), /attachment; filename="partners\.csv"/);
-  const lines = csv.text.split('\r\n').filter((l) => l);
-  assert.equal(lines[0].split(',')[0], '"Identifiant SCHAC"');
+  assert.match(csv.header('content-type'), /^text\/csv; charset=utf-8/);
+  assert.match(csv.header('content-disposition'), /attachment; filename="partners\.csv"/);
+  const recs = parseCsv(csv.text);
+  assert.deepEqual(recs[0].slice(0, 5), ['Identifiant SCHAC', 'Nom', 'Code Erasmus', 'Dans le catalogue', 'API EWP (version)']);
   const page = await pc.get('/portal/partners');
-  const rows = (page.text.match(/<tr><th scope="row">/g) || []).length;
-  assert.equal(lines.length, rows + 1, 'one CSV record per row of the page');
-  const partner = lines.find((l) => l.startsWith(`"${PARTNER_HEI}"`));
-  assert.equal(partner, `"${PARTNER_HEI}","Partner University","PL PARTNER01","oui",` +
-    '"echo 2.0.1, institutions 2.2.0, organizational-units 2.2.0","2026-03-04 05:06","réussie",' +
-    '"2026-03-04 05:06","","","2"');
-  // quotes doubled; the name is kept as text, not markup
-  const evil = lines.find((l) => l.startsWith(`"${EVIL_HEI}"`));
-  assert.ok(evil.includes('"<script>alert(1)</script>""><img src=x onerror=alert(2)>"'), evil);
+  const rows = [...page.text.matchAll(/<tr><th scope="row">([^<\s]+)/g)].map((m) => m[1]);
+  assert.deepEqual(recs.slice(1).map((rec) => rec[0]), rows, 'the same rows as the page, in its order');
+  const partner = recs.find((rec) => rec[0] === PARTNER_HEI);
+  assert.deepEqual(partner, [PARTNER_HEI, 'Partner University', 'PL PARTNER01', 'oui',
+    'echo 2.0.1, institutions 2.2.0, organizational-units 2.2.0', '2026-03-04 05:06', 'réussie',
+    '2026-03-04 05:06', '', '', '2']);
+  // the name is kept as text (a download is not HTML), quotes doubled
+  const evil = recs.find((rec) => rec[0] === EVIL_HEI);
+  assert.equal(evil[1], EVIL_NAME);
+  assert.equal(evil[6], 'en échec');
+  assert.equal(evil[9], 'Institutions: HTTP 500 <i>boom</i>');
+  const gone = recs.find((rec) => rec[0] === GONE_HEI);
+  assert.equal(gone[1], GONE_NAME);
+  assert.equal(gone[3], 'non');
 
-  const filtered = await pc.get('/portal/partners?format=csv&q=gone');
-  assert.equal(filtered.text.split('\r\n').filter((l) => l).length, 2);
+  const filtered = parseCsv((await pc.get('/portal/partners?format=csv&q=gone')).text);
+  assert.deepEqual(filtered.slice(1).map((rec) => rec[0]), [GONE_HEI]);
 
   const txt = await pc.get('/portal/partners?format=txt&q=example');
   assert.equal(txt.status, 200);
-  assert.match(txt.headers.header('content-type'), /^text\/plain; charset=utf-8/);
+  assert.match(txt.header('content-type'), /^text\/plain; charset=utf-8/);
   const tl = txt.text.split('\n').filter((l) => l);
   assert.match(tl[0], /^Identifiant SCHAC\s+Nom\s+Code Erasmus/);
   // aligned: the second column starts at the same character everywhere
@@ -481,6 +439,7 @@ itest(() => fx, 'partners: search, CSV and text exports with the same rows', asy
   const bad = await pc.get('/portal/partners?format=xls');
   assert.equal(bad.status, 400);
   assert.match(bad.text, /format=csv/);
+  assert.match((await pc.get('/portal/partners')).text, /id="export-csv" href="\/portal\/partners\?format=csv&amp;q="/);
 });
 
 itest(() => fx, 'partners: a CSV cell that looks like a formula is neutralised', async () => {
@@ -488,26 +447,24 @@ itest(() => fx, 'partners: a CSV cell that looks like a formula is neutralised',
   try {
     const pc = await as('gest');
     const csv = await pc.get('/portal/partners?format=csv');
-    const evil = csv.text.split('\r\n').find((l) => l.startsWith(`"${EVIL_HEI}"`));
-    assert.ok(evil.includes(`"'=HYPERLINK(""http://x"")"`), evil);
+    const evil = csv.text.split('\r\n').find((l) => l.startsWith(EVIL_HEI));
+    assert.ok(evil.includes(`,"'=HYPERLINK(""http://x"")",`), evil);
+    assert.equal(parseCsv(csv.text).find((rec) => rec[0] === EVIL_HEI)[9], `'=HYPERLINK("http://x")`);
   } finally {
     sql(`UPDATE ewp.partner_syncs SET last_error = 'Institutions: HTTP 500 <i>boom</i>' WHERE hei_id = '${EVIL_HEI}'`);
   }
 });
 
 itest(() => fx, 'partners: refused to users without the privilege', async () => {
-  sql(`WITH u AS (INSERT INTO smile.utilisateur (username, display_name, password_hash)
-         VALUES ('guest1', 'Guest', '${scryptHash(PASSWORD)}') RETURNING id)
-       INSERT INTO smile.utilisateur_role (utilisateur_id, role_id) SELECT u.id, r.id FROM u, smile.role r WHERE r.code = 'guest'`);
   const pc = await as('guest1');
   assert.equal((await pc.get('/portal/partners')).status, 403);
   assert.equal((await pc.get('/portal/partners?format=csv')).status, 403);
   assert.equal((await pc.get('/portal/keys')).status, 403);
   assert.equal((await pc.get('/portal/workflow')).status, 403);
-  const anon = new PortalClient(fx);
+  const anon = PortalClient.of(fx);
   const r = await anon.get('/portal/partners');
   assert.equal(r.status, 303);
-  assert.match(r.location, /\/portal\/login/);
+  assert.match(location(r), /\/portal\/login/);
 });
 
 // ---- keys --------------------------------------------------------------------
