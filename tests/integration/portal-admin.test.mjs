@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import { after, before } from 'node:test';
 
 import { addInstitutionsApis } from './lib/catalogue.mjs';
-import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, ewpctlKey, itest, runEwpctl } from './lib/daemon.mjs';
+import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, ewpctlKey, itest, runEwpctl, runEwpctlAsync } from './lib/daemon.mjs';
+import { freePort } from './lib/http.mjs';
 import { PortalClient, ROLES, createUser, location } from './lib/portal.mjs';
 
 const PASSWORD = 'correct horse battery staple';
@@ -17,6 +18,7 @@ const EVIL_HEI = 'evil.example.org';
 const EVIL_NAME = '<script>alert(1)</script>"><img src=x onerror=alert(2)>';
 const GONE_HEI = 'gone.example.org'; // synced once, no longer in the catalogue
 const GONE_NAME = '<b>Gone</b> & "Co"';
+const DOWN_HEI = 'down.example.org'; // its Institutions API refuses connections: a real sync failure
 
 // RFC 4180 records of a CSV text (after its byte-order mark).
 function parseCsv(text) {
@@ -46,6 +48,15 @@ const lit = (v) => `'${String(v).replace(/'/g, "''")}'`;
 
 let fx;
 let sql;
+let downPort;
+
+// The fixture's catalogue plus Institutions / OUnits entries for the partner
+// and for the host that is down.
+function writeCatalogueWithApis() {
+  let xml = addInstitutionsApis(fx.catalogueXml, 'https://partner.example.org/ewp/echo', 'https://partner.example.org');
+  xml = addInstitutionsApis(xml, `https://127.0.0.1:${downPort}/ewp/echo`, `https://127.0.0.1:${downPort}`, { ounits: false });
+  fs.writeFileSync(fx.cataloguePath, xml);
+}
 let nextKey; // published for rotation, not in the catalogue, not signing
 
 before(async () => {
@@ -55,9 +66,12 @@ before(async () => {
   fx.extraHosts.push({ adminEmail: 'admin@evil.example.org', heis: [EVIL_HEI],
     echoUrl: 'https://evil.example.org/ewp/echo' });
   fx.extraInstitutions.push({ id: EVIL_HEI, names: [['en', EVIL_NAME]], otherIds: [['erasmus', 'X EVIL01']] });
+  downPort = await freePort(); // nothing listens there
+  fx.extraHosts.push({ adminEmail: 'admin@down.example.org', heis: [DOWN_HEI],
+    echoUrl: `https://127.0.0.1:${downPort}/ewp/echo` });
+  fx.extraInstitutions.push({ id: DOWN_HEI, names: [['en', 'Down University']] });
   fx.writeCatalogue();
-  fs.writeFileSync(fx.cataloguePath,
-    addInstitutionsApis(fx.catalogueXml, 'https://partner.example.org/ewp/echo', 'https://partner.example.org'));
+  writeCatalogueWithApis();
   nextKey = ewpctlKey(fx.keysDir, 'next');
   fx.writeConfig({ keys: { publish_client: 'next.pem.pub' } });
   await fx.start();
@@ -375,6 +389,23 @@ itest(() => fx, 'partners page: catalogue HEIs with their APIs and versions, las
   assert.match(gone, /aucune déclarée/);
 });
 
+itest(() => fx, 'partners page: a failure written by a real `ewpctl sync` is shown with its error', async () => {
+  const run = await runEwpctlAsync(['-c', fx.confPath, 'sync', 'institutions', '--timeout', '5', DOWN_HEI]);
+  assert.notEqual(run.status, 0, describeRun(run));
+  const stored = sql(`SELECT last_error FROM ewp.partner_syncs WHERE hei_id = '${DOWN_HEI}' AND last_success_at IS NULL
+    AND consecutive_failures = 1`);
+  assert.ok(stored.length > 0, `no failure recorded\n${describeRun(run)}`);
+  const pc = await as('gest');
+  const r = await pc.get('/portal/partners?q=down');
+  assert.equal(r.status, 200);
+  const row = partnerRow(r.text, DOWN_HEI);
+  assert.match(row, /Down University/);
+  assert.match(row, /institutions 2\.2\.0/);
+  assert.match(row, /class="status-bad">en échec<\/span> \d{4}-\d\d-\d\d \d\d:\d\d/);
+  const shown = stored.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  assert.ok(row.includes(shown.split('\n')[0]), `error ${stored} not in ${row}`);
+});
+
 itest(() => fx, 'partners page: hostile names from the catalogue and the database are escaped', async () => {
   const pc = await as('gest');
   const r = await pc.get('/portal/partners');
@@ -518,8 +549,7 @@ itest(() => fx, 'keys page: a key the catalogue lists for the other role only, a
   // the catalogue lists the rotation key, but as a server credential
   fx.extraHosts.push({ adminEmail: 'ewp-admin@smile.test', heis: [], serverKeys: [nextKey] });
   fx.writeCatalogue();
-  fs.writeFileSync(fx.cataloguePath,
-    addInstitutionsApis(fx.catalogueXml, 'https://partner.example.org/ewp/echo', 'https://partner.example.org'));
+  writeCatalogueWithApis();
   fx.signal('SIGHUP');
   const pc = await as('tech');
   let r;
@@ -548,4 +578,22 @@ itest(() => fx, 'keys: 403 for a gestionnaire and an Administrateur fonctionnel'
   const page = await fonc.get('/portal/workflow');
   assert.doesNotMatch(page.text, /href="\/portal\/keys"/);
   assert.match(page.text, /href="\/portal\/workflow"/);
+});
+
+itest(() => fx, 'every text of the three pages comes from the catalogue, in French and in English', async () => {
+  const pc = await as('tech');
+  for (const lang of ['fr', 'en']) {
+    const sw = await pc.get(`/portal/lang?to=${lang}&back=/portal/workflow`);
+    assert.equal(sw.status, 303);
+    for (const page of ['/portal/workflow', '/portal/partners', '/portal/keys']) {
+      const r = await pc.get(page);
+      assert.equal(r.status, 200, `${lang} ${page}`);
+      assert.match(r.text, new RegExp(`<html lang="${lang}"`));
+      const raw = r.text.match(/\b(workflow|partners|keys|export)\.[a-z_]+\b/g);
+      assert.equal(raw, null, `${lang} ${page}: keys without text: ${raw}`);
+    }
+  }
+  const wf = await pc.get('/portal/workflow');
+  assert.match(wf.text, /Workflow configuration/);
+  assert.match(wf.text, /Move down/);
 });
