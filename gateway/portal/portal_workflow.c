@@ -217,7 +217,9 @@ wf_page(struct portal *p)
 static void
 wf_write_done(struct portal *p)
 {
-	if (p->db_err && db_err_is(p->db_err, WF_CHANGED)) {
+	/* fewer rows than checked, or positions another change took meanwhile */
+	if (p->db_err && (db_err_is(p->db_err, WF_CHANGED) || db_err_is(p->db_err, "23505") ||
+	                  db_err_is(p->db_err, "23514"))) {
 		portal_error(p, 409, T(p, "workflow.err_changed"));
 		return;
 	}

@@ -4,6 +4,7 @@
 // and partners, one of them with a hostile name; ewp.partner_syncs and
 // ewp.jobs hold what a sync and the outbox would have written.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { after, before } from 'node:test';
@@ -11,6 +12,7 @@ import { after, before } from 'node:test';
 import { addInstitutionsApis } from './lib/catalogue.mjs';
 import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, ewpctlKey, itest, runEwpctl, runEwpctlAsync } from './lib/daemon.mjs';
 import { freePort } from './lib/http.mjs';
+import { pollUntil } from './lib/poll.mjs';
 import { PortalClient, ROLES, createUser, location } from './lib/portal.mjs';
 
 const PASSWORD = 'correct horse battery staple';
@@ -318,6 +320,40 @@ itest(() => fx, 'after a reorder, registrations advance along the new order (gen
     assert.equal(back.status, 303, back.text);
   }
   assert.deepEqual(stepOrder().slice(3, 5), ['approval_educational', 'approval_host']);
+});
+
+itest(() => fx, 'a move that another transaction overtakes is refused (409), not half-applied', async () => {
+  const pc = await as('fonc');
+  await pc.get('/portal/workflow');
+  const audits = Number(sql("SELECT count(*) FROM ewp.audit_log WHERE action LIKE 'workflow.%'"));
+  // another session swaps approval_host and approval_base and holds its
+  // transaction open while the portal reads the old order and writes
+  const other = spawn('psql', [fx.pg.conninfo, '-v', 'ON_ERROR_STOP=1', '-qc',
+    `BEGIN;
+     UPDATE smile.step SET position = CASE code WHEN 'approval_host' THEN 6 ELSE 5 END
+      WHERE code IN ('approval_host', 'approval_base');
+     SELECT pg_sleep(1.5);
+     COMMIT;`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  other.stderr.on('data', (d) => { err += d; });
+  const done = new Promise((resolve) => other.once('exit', resolve));
+  try {
+    await pollUntil(() => {
+      const n = sql(`SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+        WHERE c.relname = 'step' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()`);
+      return { ok: n !== '0', detail: `${n} locks` };
+    }, 5000, 'the other session to lock smile.step');
+    const r = await pc.post('/portal/workflow', { action: 'down', step: 'approval_educational' });
+    assert.equal(r.status, 409, r.text.slice(0, 500));
+    assert.match(r.text, /modifié entre-temps/);
+  } finally {
+    assert.equal(await done, 0, err);
+  }
+  assert.deepEqual(stepOrder().slice(3, 6), ['approval_educational', 'approval_base', 'approval_host']);
+  assert.equal(Number(sql("SELECT count(*) FROM ewp.audit_log WHERE action LIKE 'workflow.%'")), audits);
+  const back = await pc.post('/portal/workflow', { action: 'up', step: 'approval_host' });
+  assert.equal(back.status, 303, back.text);
+  assert.deepEqual(stepOrder().slice(3, 6), ['approval_educational', 'approval_host', 'approval_base']);
 });
 
 itest(() => fx, 'workflow: 403 for a gestionnaire (page and every action), nothing changed', async () => {
