@@ -48,7 +48,7 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
 	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
 	gateway/portal/portal_home.c gateway/portal/portal_pages.c gateway/portal/portal_export.c \
-	gateway/portal/portal_text.c
+	gateway/portal/portal_text.c gateway/portal/portal_pwcheck.c
 PORTAL_SRCS += gateway/portal/portal_workflow.c gateway/portal/portal_partners.c \
 	gateway/portal/portal_keys.c
 
@@ -70,7 +70,8 @@ EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.
 	gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c gateway/ctl/ctl_sync.c \
 	gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c gateway/ctl/ctl_nominate.c \
 	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c gateway/ctl/ctl_decide.c \
-	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c
+	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c \
+	gateway/ctl/ctl_user.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs \
 	password
@@ -87,7 +88,7 @@ ewpd ewpctl: all
 all: $(BUILD)/ewpd $(BUILD)/ewpctl
 
 $(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS) $(BUILD)/gateway/portal/portal_css.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # The portal's stylesheet as a C string, so ewpd serves it without a file.
 $(BUILD)/gateway/portal/portal_css.c: gateway/portal/portal.css
