@@ -4,7 +4,7 @@
 // and partners, one of them with a hostile name; ewp.partner_syncs and
 // ewp.jobs hold what a sync and the outbox would have written.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { after, before } from 'node:test';
@@ -13,7 +13,8 @@ import { addInstitutionsApis } from './lib/catalogue.mjs';
 import { Ewpd, HEI_ID, PARTNER_HEI, describeRun, ewpctlKey, itest, runEwpctl, runEwpctlAsync } from './lib/daemon.mjs';
 import { freePort } from './lib/http.mjs';
 import { pollUntil } from './lib/poll.mjs';
-import { PortalClient, ROLES, createUser, location } from './lib/portal.mjs';
+import { EWPCTL } from './lib/env.mjs';
+import { PortalClient, location } from './lib/portal.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 const EVIL_HEI = 'evil.example.org';
@@ -78,10 +79,13 @@ before(async () => {
   fx.writeConfig({ keys: { publish_client: 'next.pem.pub' } });
   await fx.start();
 
-  createUser(fx.pg, { username: 'gest', password: PASSWORD, roles: [ROLES.gestionnaire] });
-  createUser(fx.pg, { username: 'fonc', password: PASSWORD, roles: [ROLES.fonctionnel] });
-  createUser(fx.pg, { username: 'tech', password: PASSWORD, roles: [ROLES.technique] });
-  createUser(fx.pg, { username: 'guest1', password: PASSWORD, roles: [ROLES.invite] });
+  // accounts as an administrator makes them
+  for (const [user, role] of [['gest', 'Gestionnaire'], ['fonc', 'Administrateur fonctionnel'],
+    ['tech', 'Administrateur technique'], ['guest1', 'Invité']]) {
+    const r = spawnSync(EWPCTL, ['-c', fx.confPath, 'user', 'add', user, '--name', `Test ${user}`,
+      '--role', role, '--password-stdin'], { input: `${PASSWORD}\n`, encoding: 'utf8', timeout: 30000 });
+    assert.equal(r.status, 0, `ewpctl user add ${user}: ${r.stdout}${r.stderr}`);
+  }
 
   sql(`
     INSERT INTO smile.etablissement (schac_id, erasmus_code, names)
