@@ -13,8 +13,8 @@ extern const struct portal_page portal_keys_pages[];
 const struct portal_page *const portal_modules[] = {
     portal_home_pages,
     portal_login_pages,
-    portal_workflow_pages,
-    portal_partners_pages,
-    portal_keys_pages,
+    portal_workflow_pages, /* admin area */
+    portal_partners_pages, /* admin area */
+    portal_keys_pages,     /* admin area */
     NULL,
 };
