@@ -330,27 +330,33 @@ itest(() => fx, 'a move that another transaction overtakes is refused (409), not
   const pc = await as('fonc');
   await pc.get('/portal/workflow');
   const audits = Number(sql("SELECT count(*) FROM ewp.audit_log WHERE action LIKE 'workflow.%'"));
-  // another session swaps approval_host and approval_base and holds its
-  // transaction open while the portal reads the old order and writes
-  const other = spawn('psql', [fx.pg.conninfo, '-v', 'ON_ERROR_STOP=1', '-qc',
-    `BEGIN;
-     UPDATE smile.step SET position = CASE code WHEN 'approval_host' THEN 6 ELSE 5 END
-      WHERE code IN ('approval_host', 'approval_base');
-     SELECT pg_sleep(1.5);
-     COMMIT;`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // another session swaps approval_host and approval_base and keeps its
+  // transaction open until the portal, having read the old order, waits on
+  // the rows it wants to write; only then does it commit
+  const other = spawn('psql', [fx.pg.conninfo, '-v', 'ON_ERROR_STOP=1', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let err = '';
   other.stderr.on('data', (d) => { err += d; });
   const done = new Promise((resolve) => other.once('exit', resolve));
+  other.stdin.write(`BEGIN;
+    UPDATE smile.step SET position = CASE code WHEN 'approval_host' THEN 6 ELSE 5 END
+     WHERE code IN ('approval_host', 'approval_base');\n`);
   try {
     await pollUntil(() => {
-      const n = sql(`SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-        WHERE c.relname = 'step' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()`);
-      return { ok: n !== '0', detail: `${n} locks` };
-    }, 5000, 'the other session to lock smile.step');
-    const r = await pc.post('/portal/workflow', { action: 'down', step: 'approval_educational' });
+      const n = sql(`SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
+        AND query LIKE '%approval_base%' AND pid <> pg_backend_pid()`);
+      return { ok: n === '1', detail: `${n} sessions` };
+    }, 10000, 'the other session to hold its update');
+    const posted = pc.post('/portal/workflow', { action: 'down', step: 'approval_educational' });
+    await pollUntil(() => {
+      const n = sql("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'");
+      return { ok: n !== '0', detail: `${n} waiting` };
+    }, 10000, 'the portal to wait on the rows');
+    other.stdin.end('COMMIT;\n');
+    const r = await posted;
     assert.equal(r.status, 409, r.text.slice(0, 500));
     assert.match(r.text, /modifié entre-temps/);
   } finally {
+    other.stdin.end();
     assert.equal(await done, 0, err);
   }
   assert.deepEqual(stepOrder().slice(3, 6), ['approval_educational', 'approval_base', 'approval_host']);
