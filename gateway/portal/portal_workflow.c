@@ -19,6 +19,10 @@
  * The checks run on a first read for readable messages; the write then
  * repeats them in its WHERE clause and fails unless exactly the expected
  * rows changed, so a change made in between is refused, not half-applied.
+ * The audit row is queued before the guarded write so that the write is the
+ * transaction's last statement: when it fails, no later statement is left
+ * to be failed after the transaction's end (whose callback frees the
+ * request; portal_db.c does not wait for such late callbacks).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -267,8 +271,8 @@ wf_move(struct portal *p, const struct portal_rows *s, int i, bool up)
 	snprintf(p0, sizeof(p0), "%s", portal_cell(s, i, "position"));
 	snprintf(p1, sizeof(p1), "%s", portal_cell(s, j, "position"));
 	portal_sql_reset(p);
-	portal_sql(p, swap_sql, 4, params);
 	portal_audit(p, up ? "workflow.up" : "workflow.down", "step", c0);
+	portal_sql(p, swap_sql, 4, params);
 	p->data = "workflow.moved";
 	portal_run(p, true, wf_write_done);
 }
@@ -284,8 +288,8 @@ wf_toggle(struct portal *p, const struct portal_rows *s, int i, const char *code
 		return;
 	}
 	portal_sql_reset(p);
-	portal_sql(p, active_sql, 2, params);
 	portal_audit(p, activate ? "workflow.activate" : "workflow.deactivate", "step", code);
+	portal_sql(p, active_sql, 2, params);
 	p->data = activate ? "workflow.activated" : "workflow.deactivated";
 	portal_run(p, true, wf_write_done);
 }
@@ -304,8 +308,8 @@ wf_set_role(struct portal *p, const struct portal_rows *roles, const char *code)
 		return;
 	}
 	portal_sql_reset(p);
-	portal_sql(p, role_sql, 2, params);
 	portal_audit(p, "workflow.role", "step", code);
+	portal_sql(p, role_sql, 2, params);
 	p->data = "workflow.role_set";
 	portal_run(p, true, wf_write_done);
 }
