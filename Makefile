@@ -52,6 +52,10 @@ PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal
 PORTAL_SRCS += gateway/portal/portal_workflow.c gateway/portal/portal_partners.c \
 	gateway/portal/portal_keys.c
 
+# a student's file and the staff decisions
+PORTAL_SRCS += gateway/portal/portal_student.c gateway/portal/portal_student_la.c \
+	gateway/portal/portal_student_act.c
+
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \
 	gateway/api/api_discovery.c gateway/api/api_db.c gateway/api/api_institutions.c \

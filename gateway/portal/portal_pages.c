@@ -6,6 +6,7 @@
 
 extern const struct portal_page portal_home_pages[];
 extern const struct portal_page portal_login_pages[];
+extern const struct portal_page portal_student_pages[];
 extern const struct portal_page portal_workflow_pages[];
 extern const struct portal_page portal_partners_pages[];
 extern const struct portal_page portal_keys_pages[];
@@ -13,6 +14,7 @@ extern const struct portal_page portal_keys_pages[];
 const struct portal_page *const portal_modules[] = {
     portal_home_pages,
     portal_login_pages,
+    portal_student_pages,
     portal_workflow_pages, /* admin area */
     portal_partners_pages, /* admin area */
     portal_keys_pages,     /* admin area */
