@@ -50,6 +50,8 @@ PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal
 	gateway/portal/portal_home.c gateway/portal/portal_pages.c gateway/portal/portal_export.c \
 	gateway/portal/portal_text.c gateway/portal/portal_pwcheck.c
 PORTAL_SRCS += gateway/portal/portal_dashboard.c
+PORTAL_SRCS += gateway/portal/portal_workflow.c gateway/portal/portal_partners.c \
+	gateway/portal/portal_keys.c
 
 # a student's file and the staff decisions
 PORTAL_SRCS += gateway/portal/portal_student.c gateway/portal/portal_student_la.c \
