@@ -48,6 +48,7 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
 	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
 	gateway/portal/portal_home.c gateway/portal/portal_pages.c
+PORTAL_SRCS += gateway/portal/portal_log.c gateway/portal/portal_jobs.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \
