@@ -25,6 +25,7 @@
 #include <libxml/tree.h>
 
 #include "codec.h"
+#include "db.h"
 #include "portal.h"
 #include "portal_log.h"
 #include "req.h"
@@ -538,6 +539,12 @@ log_list_done(struct portal *p)
 	int shown = more ? PLOG_PAGE_ROWS : r->nrows;
 	struct buf qs;
 
+	/* statement_timeout: a search over the whole log that matched little */
+	if (p->db_err && db_err_is(p->db_err, "57014")) {
+		portal_error(p, 400, T(p, "log.too_broad"));
+		free(f);
+		return;
+	}
 	if (portal_db_failed(p)) {
 		free(f);
 		return;

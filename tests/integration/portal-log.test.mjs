@@ -92,7 +92,8 @@ function onRequest(req) {
 
 before(async () => {
   const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'portal-log-sql-'));
-  fx = await Ewpd.create('portal-log', { pg: true, start: false, sqlDir: migrationsDir(probe), conf: { jobs: JOBS_CONF } });
+  fx = await Ewpd.create('portal-log', { pg: true, start: false, sqlDir: migrationsDir(probe),
+    conf: { jobs: JOBS_CONF, log: { message_body_max: '2000' } } });
   fs.rmSync(probe, { recursive: true, force: true });
   double = await PartnerDouble.start({ dir: path.join(fx.dir, 'double'), clientKey: fx.clientKey });
   double.handle(onRequest);
@@ -180,6 +181,9 @@ itest(() => fx, 'setup: real exchanges in both directions, failed and retrying j
     body: `<?xml version="1.0"?><note><script>alert(1)</script><b>x &amp; y</b><!-- "><img src=x> --></note>` });
   ex.doctype = await exchange({ method: 'POST', path: '/ewp/echo', contentType: 'application/xml',
     body: Buffer.concat([Buffer.from('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x> caf'), Buffer.from([0xe9, 0x00, 0xff])]) });
+  // a document longer than [log] message_body_max: the log keeps its start
+  ex.big = await exchange({ method: 'POST', path: '/ewp/echo', contentType: 'application/xml',
+    body: `<r>${'<i>x</i>'.repeat(400)}</r>` });
   // a request id made to be a spreadsheet formula and markup (refused, but logged as sent)
   ex.formula = await exchange({ path: '/ewp/echo', requestId: '=HYPERLINK("http://evil.example")<b>' });
 
@@ -295,6 +299,12 @@ itest(() => fx, 'log search: each filter returns exactly the expected exchanges'
     `<td>${today} \\d\\d:\\d\\d</td><td>reçu</td><td>${PARTNER_HEI}</td><td>institutions 2\\.\\d+\\.\\d+</td>` +
     `<td>GET</td><td class="num status-ok">200</td><td class="num">\\d+</td><td class="rid">${ex.ok.req.requestId}</td><td></td></tr>`);
   assert.match(page, row);
+  // a hostile filter value comes back as text in the form
+  const h = await pc.get(`/portal/log?partner=${encodeURIComponent('"><img src=x onerror=alert(1)>')}`);
+  assert.equal(h.status, 200);
+  assert.match(h.text, /<input id="f-partner" name="partner" type="text" value="&quot;&gt;&lt;img src=x onerror=alert\(1\)&gt;"/);
+  assert.doesNotMatch(h.text, /<img/);
+  assert.match(h.text, /<p id="log-empty">/);
   // the form keeps the filters
   assert.match(page, new RegExp(`<input id="f-request_id" name="request_id" type="text" value="${ex.ok.req.requestId}"`));
   // the refused request id is shown as text
@@ -441,6 +451,13 @@ itest(() => fx, 'an exchange: facts, headers in order, XML indented and escaped,
   const f = (await pc.get(`/portal/log/${ex.fetch.id}`)).text;
   assert.match(f, /<p id="validation" class="status-ok">Valide/);
   assert.match(f, new RegExp(`<a id="exchange-job" href="/portal/log\\?job=${jobs.refetch}">${jobs.refetch}</a>`));
+
+  // a body the log cut: said so, shown as kept (not parsed)
+  const b = (await pc.get(`/portal/log/${ex.big.id}`)).text;
+  assert.match(b, /<p class="muted" id="request-body-cut">[^<]*\(2000 \/ 3207\)<\/p>/);
+  const bb = /<pre id="request-body" class="body">([^]*?)<\/pre>/.exec(b)[1];
+  const kept = `<r>${'<i>x</i>'.repeat(400)}`.slice(0, 2000);
+  assert.equal(bb, kept.replace(/</g, '&lt;').replace(/>/g, '&gt;'), 'the 2000 bytes kept, as they are');
 
   // English on request: the language cookie
   pc.cookies.set('ewp-lang', 'en');
