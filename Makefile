@@ -47,7 +47,8 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 # The staff portal (gateway/portal/); its stylesheet is compiled in.
 PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
 	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
-	gateway/portal/portal_home.c gateway/portal/portal_pages.c
+	gateway/portal/portal_home.c gateway/portal/portal_pages.c gateway/portal/portal_export.c \
+	gateway/portal/portal_text.c
 PORTAL_SRCS += gateway/portal/portal_log.c gateway/portal/portal_jobs.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
@@ -153,7 +154,7 @@ demo-stop:
 # Fuzzing (clang libFuzzer): every target runs FUZZ_SECS seconds from the
 # seeds in tests/fuzz/seeds/<target>; findings are left in build-fuzz/.
 FUZZ_SECS    ?= 20
-FUZZ_TARGETS := form httpsig xml csv json sync update
+FUZZ_TARGETS := form httpsig xml csv json sync update portal
 FUZZ_EXTRA_xml := $(wildcard ../shared/ewp-specs/ewp-specs-api-registry ../shared/ewp-specs/ewp-specs-api-discovery)
 FUZZ_EXTRA_sync := $(wildcard ../shared/ewp-specs/ewp-specs-api-institutions ../shared/ewp-specs/ewp-specs-api-ounits)
 FUZZ_EXTRA_update := $(wildcard ../shared/ewp-specs/ewp-specs-api-omobility-las/examples/update-request-examples)
@@ -165,7 +166,7 @@ FUZZ_COMMON  := gateway/form.c gateway/httpsig.c gateway/httpsig_parse.c \
 	gateway/httpsig_verify.c gateway/httpsig_sign.c gateway/httpsig_client.c gateway/keys.c \
 	gateway/codec.c gateway/xml.c gateway/registry.c gateway/registry_map.c \
 	gateway/registry_load.c gateway/registry_elems.c gateway/buf.c gateway/log.c gateway/xmalloc.c \
-	gateway/csv.c gateway/json.c gateway/sync_read.c
+	gateway/csv.c gateway/json.c gateway/sync_read.c gateway/portal/portal_text.c
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON)
 	@mkdir -p build-fuzz

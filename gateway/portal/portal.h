@@ -175,6 +175,18 @@ const char *T(const struct portal *p, const char *key);
 void portal_redirect(struct portal *p, const char *path, const char *flash_key);
 /* An error page: 400 bad input, 403 refused, 404 unknown, 409 conflict. */
 void portal_error(struct portal *p, int status, const char *message);
+/* A column of an export: the rows' column and its title (catalogue key). */
+struct portal_column {
+	const char *col;
+	const char *title_key;
+};
+/*
+ * When the request asks for ?format=csv or ?format=txt, sends the rows as
+ * that download (name.csv / name.txt) and returns true; 400 for another
+ * format. False without a format: the caller renders its page.
+ */
+bool portal_export(struct portal *p, const struct portal_rows *r, const struct portal_column *cols,
+                   size_t ncols, const char *name);
 /* A download (CSV or text/plain): body sent as is, with a file name. */
 void portal_download(struct portal *p, const char *content_type, const char *filename,
                      const char *body, size_t len);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "portal.h"
 #include "portal_int.h"
+#include "portal_text.h"
 #include "req.h"
 #include "xmalloc.h"
 
@@ -36,37 +37,8 @@ h_raw(struct portal *p, const char *markup)
 void
 h_text(struct portal *p, const char *text)
 {
-	const char *run = text;
-
-	if (text == NULL)
-		return;
-	for (const char *s = text; *s; s++) {
-		const char *rep;
-
-		switch (*s) {
-		case '&':
-			rep = "&amp;";
-			break;
-		case '<':
-			rep = "&lt;";
-			break;
-		case '>':
-			rep = "&gt;";
-			break;
-		case '"':
-			rep = "&quot;";
-			break;
-		case '\'':
-			rep = "&#39;";
-			break;
-		default:
-			continue;
-		}
-		h_add(p, run, (size_t)(s - run));
-		h_raw(p, rep);
-		run = s + 1;
-	}
-	h_raw(p, run);
+	if (text && portal_escape(&p->out, text) == -1)
+		p->out_full = true;
 }
 
 void

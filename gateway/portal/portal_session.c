@@ -23,6 +23,7 @@
 #include "log.h"
 #include "portal.h"
 #include "portal_int.h"
+#include "portal_text.h"
 #include "req.h"
 #include "xmalloc.h"
 
@@ -54,6 +55,11 @@ static const char session_sql[] =
     "                FROM smile.utilisateur_composante uc WHERE uc.utilisateur_id = u.id)"
     "   END AS composantes"
     "  FROM s JOIN smile.utilisateur u ON u.id = s.utilisateur_id WHERE u.active";
+
+/* Sessions over for a day go at each sign-in: the table stays small
+ * without a timer of its own (expires_at is indexed). */
+static const char session_purge_sql[] =
+    "DELETE FROM ewp.portal_sessions WHERE expires_at < now() - interval '1 day'";
 
 static const char session_insert_sql[] =
     "INSERT INTO ewp.portal_sessions (token_sha256, utilisateur_id, expires_at, client_addr,"
@@ -91,30 +97,10 @@ portal_privs_of(const char *codes)
 bool
 portal_cookie(const struct portal *p, const char *name, char *out, size_t outlen)
 {
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < p->rq->nreceived; i++) {
-		const char *c;
-
-		if (strcasecmp(p->rq->received[i].name, "Cookie") != 0)
-			continue;
-		for (c = p->rq->received[i].value; *c;) {
-			size_t len;
-
-			c += strspn(c, " ;");
-			len = strcspn(c, ";");
-			if (len > n && strncmp(c, name, n) == 0 && c[n] == '=') {
-				size_t vlen = len - n - 1;
-
-				if (vlen >= outlen)
-					return false;
-				memcpy(out, c + n + 1, vlen);
-				out[vlen] = '\0';
-				return true;
-			}
-			c += len;
-		}
-	}
+	for (size_t i = 0; i < p->rq->nreceived; i++)
+		if (strcasecmp(p->rq->received[i].name, "Cookie") == 0 &&
+		    portal_cookie_parse(p->rq->received[i].value, name, out, outlen))
+			return true;
 	return false;
 }
 
@@ -276,6 +262,7 @@ portal_session_start(struct portal *p, long user_id)
 	portal_token_hash(token, hash, sizeof(hash));
 	snprintf(uid, sizeof(uid), "%ld", user_id);
 	snprintf(max, sizeof(max), "%d", p->d->conf->portal_session_max);
+	portal_sql(p, session_purge_sql, 0, NULL);
 	portal_sql(p, session_insert_sql, 5, params);
 	portal_set_cookie(p, portal_session_cookie_name(p), token, -1);
 	/* the anonymous token of the sign-in form is spent */

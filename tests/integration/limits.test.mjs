@@ -29,14 +29,24 @@ async function exchangeRaw(bytes, timeout = 15000) {
     let answered = false;
     p.then(() => { answered = true; }, () => { answered = true; });
     const CH = 16 * 1024;
+    let written = 0;
+    let writeErr = null;
     for (let off = 0; off < bytes.length && !c.closed && !answered && c.parser.buf.length === 0; off += CH) {
-      await c.write(bytes.subarray(off, off + CH));
+      try {
+        await c.write(bytes.subarray(off, off + CH));
+      } catch (e) {
+        // the server answered and closed while we were still sending: its
+        // answer, if it reached us before the reset, is read below
+        writeErr = e;
+        break;
+      }
+      written = off + CH;
       await sleep(1);
     }
     try {
       return { res: await p };
     } catch (err) {
-      return { err };
+      return { err, writeErr, partial: written < bytes.length };
     }
   } finally {
     c.close();
@@ -82,6 +92,13 @@ itest(() => fx, 'limits: signed POST with a body > 4 MiB → 413 (or 4xx), next 
   const body = Buffer.concat([Buffer.from('echo='), Buffer.alloc(5 * 1024 * 1024, 0x61)]);
   const req = fx.signed({ method: 'POST', body, contentType: 'application/x-www-form-urlencoded' });
   const r = await exchangeRaw(serializeRequest(req), 20000);
+  if (!r.res && r.partial && ['EPIPE', 'ECONNRESET'].includes((r.writeErr || r.err).code)) {
+    // Refused before the body was sent: the 413 can be lost in the TCP
+    // reset that closing an unread connection causes. Still a refusal.
+    console.log(`note: 5 MiB body refused by closing the connection (${(r.writeErr || r.err).code}) mid-body`);
+    await stillServing('a 5 MiB body');
+    return;
+  }
   assert4xx(r, '5 MiB body');
   if (r.res.status !== 413) {
     // Accepted by the brief, but say so in the output.

@@ -80,6 +80,11 @@ itest(() => fx, 'sign-in: a new random session, only its SHA-256 stored, the ano
   // a gestionnaire goes on to the dashboard
   assert.equal(home.status, 303, home.describe());
   assert.equal(location(home), '/portal/dashboard');
+  // sessions over for more than a day are deleted at the next sign-in
+  fx.pg.psql(`UPDATE ewp.portal_sessions SET created_at = now() - interval '3 days', last_seen_at = now() - interval '3 days',
+      expires_at = now() - interval '2 days' WHERE token_sha256 = '\\x${sha256hex(token)}'`);
+  assert.equal((await client().login('gest', PASSWORD)).status, 303);
+  assert.equal(count(`SELECT count(*) FROM ewp.portal_sessions WHERE token_sha256 = '\\x${sha256hex(token)}'`), 0);
 });
 
 itest(() => fx, 'wrong password, unknown user, SSO-only account: the same refusal, the typed name echoed escaped', async () => {
