@@ -50,20 +50,20 @@ struct jobs_filters {
 	long page;
 };
 
-static const struct plog_col jobs_export_cols[] = {
-    {"id", "id"},
-    {"direction", "direction"},
-    {"kind", "kind"},
-    {"hei_id", "partner"},
-    {"api", "api"},
-    {"dedupe_key", "object"},
-    {"status", "status"},
-    {"attempts", "attempts"},
-    {"next_attempt", "next_attempt_utc"},
-    {"changed", "changed_utc"},
-    {"last_http_status", "last_http_status"},
-    {"last_error", "last_error"},
-    {"exchanges", "exchanges"},
+static const struct portal_column jobs_export_cols[] = {
+    {"id", "log.jobs.col_id"},
+    {"direction", "log.col_dir"},
+    {"kind", "log.jobs.col_kind"},
+    {"hei_id", "log.col_partner"},
+    {"api", "log.col_api"},
+    {"dedupe_key", "log.jobs.col_object"},
+    {"status", "log.jobs.col_status"},
+    {"attempts", "log.jobs.col_attempts"},
+    {"next_attempt", "log.jobs.col_next"},
+    {"changed", "log.jobs.col_changed"},
+    {"last_http_status", "log.jobs.col_http"},
+    {"last_error", "log.jobs.col_error"},
+    {"exchanges", "log.jobs.col_log"},
 };
 
 static bool
@@ -133,9 +133,9 @@ jobs_list_done(struct portal *p)
 		return;
 	}
 	if (f->format) {
-		plog_export(p, f->format, "ewp-jobs", r, jobs_export_cols,
-		            sizeof(jobs_export_cols) / sizeof(jobs_export_cols[0]));
 		free(f);
+		portal_export(p, r, jobs_export_cols,
+		              sizeof(jobs_export_cols) / sizeof(jobs_export_cols[0]), "ewp-jobs");
 		return;
 	}
 	buf_init(&qs, 4096);
@@ -147,8 +147,8 @@ jobs_list_done(struct portal *p)
 	    p,
 	    "<p class=\"exports\"><a id=\"export-csv\" href=\"/portal/jobs?%s%sformat=csv\">%s</a> "
 	    "<a id=\"export-txt\" href=\"/portal/jobs?%s%sformat=txt\">%s</a></p>",
-	    buf_cstr(&qs), qs.len ? "&" : "", T(p, "log.export_csv"), buf_cstr(&qs),
-	    qs.len ? "&" : "", T(p, "log.export_txt"));
+	    buf_cstr(&qs), qs.len ? "&" : "", T(p, "export.csv"), buf_cstr(&qs), qs.len ? "&" : "",
+	    T(p, "export.txt"));
 	if (shown == 0) {
 		h_fmt(p, "<p id=\"jobs-empty\">%s</p>", T(p, "log.jobs.none"));
 	} else {

@@ -200,96 +200,6 @@ plog_width(const char *s)
 	return n;
 }
 
-/* A cell on one line: line breaks and tabs become spaces. */
-static char *
-plog_one_line(const char *s)
-{
-	char *c = xstrdup(s ? s : "");
-
-	for (char *t = c; *t; t++)
-		if (*t == '\n' || *t == '\r' || *t == '\t')
-			*t = ' ';
-	return c;
-}
-
-static int
-plog_csv_cell(struct buf *b, const char *s)
-{
-	if (s == NULL)
-		s = "";
-	if (buf_add(b, "\"", 1) == -1)
-		return -1;
-	if (strchr("=+-@\t\r", s[0]) && s[0] != '\0' && buf_add(b, "'", 1) == -1)
-		return -1;
-	for (; *s; s++)
-		if ((*s == '"' && buf_add(b, "\"\"", 2) == -1) ||
-		    (*s != '"' && buf_add(b, s, 1) == -1))
-			return -1;
-	return buf_add(b, "\"", 1);
-}
-
-void
-plog_export(struct portal *p, const char *format, const char *base, const struct portal_rows *r,
-            const struct plog_col *cols, size_t ncols)
-{
-	struct buf b;
-	char name[96];
-	int rc = 0;
-	bool csv = strcmp(format, "csv") == 0;
-
-	buf_init(&b, 64u * 1024 * 1024);
-	snprintf(name, sizeof(name), "%s.%s", base, csv ? "csv" : "txt");
-	if (csv) {
-		for (size_t c = 0; c < ncols && rc == 0; c++)
-			rc = (c && buf_add(&b, ",", 1) == -1) ||
-			     plog_csv_cell(&b, cols[c].head) == -1;
-		rc = rc || buf_add(&b, "\r\n", 2) == -1;
-		for (int i = 0; i < r->nrows && rc == 0; i++) {
-			for (size_t c = 0; c < ncols && rc == 0; c++)
-				rc = (c && buf_add(&b, ",", 1) == -1) ||
-				     plog_csv_cell(&b, portal_cell(r, i, cols[c].col)) == -1;
-			rc = rc || buf_add(&b, "\r\n", 2) == -1;
-		}
-	} else {
-		size_t *w = xcalloc(ncols, sizeof(*w));
-		char **cells = xcalloc((size_t)r->nrows * ncols + 1, sizeof(char *));
-
-		for (size_t c = 0; c < ncols; c++)
-			w[c] = plog_width(cols[c].head);
-		for (int i = 0; i < r->nrows; i++)
-			for (size_t c = 0; c < ncols; c++) {
-				char *s = plog_one_line(portal_cell(r, i, cols[c].col));
-
-				cells[(size_t)i * ncols + c] = s;
-				if (plog_width(s) > w[c])
-					w[c] = plog_width(s);
-			}
-		for (int i = -1; i < r->nrows && rc == 0; i++) {
-			for (size_t c = 0; c < ncols && rc == 0; c++) {
-				const char *s = i < 0 ? cols[c].head : cells[(size_t)i * ncols + c];
-				size_t pad = c + 1 < ncols ? w[c] - plog_width(s) + 2 : 0;
-
-				rc = buf_addstr(&b, s) == -1;
-				while (pad-- > 0 && rc == 0)
-					rc = buf_add(&b, " ", 1) == -1;
-			}
-			rc = rc || buf_add(&b, "\n", 1) == -1;
-		}
-		for (size_t k = 0; k < (size_t)r->nrows * ncols; k++)
-			free(cells[k]);
-		free(cells);
-		free(w);
-	}
-	if (rc) {
-		buf_free(&b);
-		portal_error(p, 500, NULL);
-		return;
-	}
-	portal_download(p, csv ? "text/csv; charset=utf-8" : "text/plain; charset=utf-8", name,
-	                b.data ? b.data : "", b.len);
-	buf_free(&b);
-}
-
 /* ---- the search ---------------------------------------------------- */
 
 /* The failures of ctl_log.c's --failed, which message_log_failures indexes. */
@@ -441,21 +351,21 @@ log_filters_qs(const struct log_filters *f, struct buf *qs)
 	plog_qs_add(qs, "job", f->job);
 }
 
-static const struct plog_col log_export_cols[] = {
-    {"id", "id"},
-    {"time_s", "time_utc"},
-    {"direction", "direction"},
-    {"partner", "partner"},
-    {"api", "api"},
-    {"api_version", "api_version"},
-    {"method", "method"},
-    {"url", "url"},
-    {"status", "status"},
-    {"duration_ms", "duration_ms"},
-    {"request_id", "request_id"},
-    {"job_id", "job_id"},
-    {"validation", "validation"},
-    {"error", "error"},
+static const struct portal_column log_export_cols[] = {
+    {"id", "log.col_id"},
+    {"time_s", "log.col_time"},
+    {"direction", "log.col_dir"},
+    {"partner", "log.col_partner"},
+    {"api", "log.col_api"},
+    {"api_version", "log.col_version"},
+    {"method", "log.col_method"},
+    {"url", "log.url"},
+    {"status", "log.col_status"},
+    {"duration_ms", "log.col_ms"},
+    {"request_id", "log.col_request_id"},
+    {"job_id", "log.job"},
+    {"validation", "log.validation"},
+    {"error", "log.col_error"},
 };
 
 static void
@@ -550,9 +460,9 @@ log_list_done(struct portal *p)
 		return;
 	}
 	if (f->format) {
-		plog_export(p, f->format, "ewp-log", r, log_export_cols,
-		            sizeof(log_export_cols) / sizeof(log_export_cols[0]));
 		free(f);
+		portal_export(p, r, log_export_cols,
+		              sizeof(log_export_cols) / sizeof(log_export_cols[0]), "ewp-log");
 		return;
 	}
 	buf_init(&qs, 16 * 1024);
@@ -563,8 +473,8 @@ log_list_done(struct portal *p)
 	    p,
 	    "<p class=\"exports\"><a id=\"export-csv\" href=\"/portal/log?%s%sformat=csv\">%s</a> "
 	    "<a id=\"export-txt\" href=\"/portal/log?%s%sformat=txt\">%s</a></p>",
-	    buf_cstr(&qs), qs.len ? "&" : "", T(p, "log.export_csv"), buf_cstr(&qs),
-	    qs.len ? "&" : "", T(p, "log.export_txt"));
+	    buf_cstr(&qs), qs.len ? "&" : "", T(p, "export.csv"), buf_cstr(&qs), qs.len ? "&" : "",
+	    T(p, "export.txt"));
 	if (shown == 0) {
 		h_fmt(p, "<p id=\"log-empty\">%s</p>", T(p, "log.none"));
 	} else {

@@ -1,7 +1,7 @@
 /*
  * portal_log.h - what the EWP log pages (portal_log.c) and the failed-jobs
  * pages (portal_jobs.c) share: links that carry the filters of a list,
- * the CSV and plain-text exports of a list, and text made safe to show.
+ * the checks of list filters, and text made safe to show.
  */
 #ifndef PORTAL_LOG_H
 #define PORTAL_LOG_H
@@ -19,19 +19,6 @@
 /* Appends "name=value" (percent-encoded, '&' before all but the first)
  * to a query string when value is neither NULL nor empty. */
 void plog_qs_add(struct buf *qs, const char *name, const char *value);
-
-/* One column of an export: the result column and its header. */
-struct plog_col {
-	const char *col, *head;
-};
-
-/*
- * Answers ?format=csv (RFC 4180, UTF-8, CRLF, header row, cells starting
- * with = + - @ tab or CR prefixed with a quote) or ?format=txt (columns
- * aligned with spaces) with the rows of r; the file is base.csv/base.txt.
- */
-void plog_export(struct portal *p, const char *format, const char *base,
-                 const struct portal_rows *r, const struct plog_col *cols, size_t ncols);
 
 /* Whether format is "csv" or "txt" (NULL: the HTML page). */
 bool plog_format_ok(const char *format);

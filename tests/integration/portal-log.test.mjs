@@ -139,6 +139,31 @@ async function exchange(o, want) {
   return { req, res, id: await logId(req.requestId) };
 }
 
+// RFC 4180 records of a CSV download (after its byte-order mark); each line must end with CRLF.
+function parseCsv(text) {
+  assert.ok(text.startsWith('\ufeff'), 'UTF-8 byte-order mark');
+  assert.ok(text.endsWith('\r\n'), 'the last record ends with CRLF');
+  const recs = [];
+  let rec = [];
+  let cell = '';
+  let i = 1;
+  let quoted = false;
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i += 2; continue; }
+      if (c === '"') { quoted = false; i++; continue; }
+      cell += c; i++; continue;
+    }
+    if (c === '"' && cell === '') { quoted = true; i++; continue; }
+    if (c === ',') { rec.push(cell); cell = ''; i++; continue; }
+    if (c === '\r' && text[i + 1] === '\n') { rec.push(cell); recs.push(rec); rec = []; cell = ''; i += 2; continue; }
+    assert.ok(c !== '"' && c !== '\n' && c !== '\r', `bare ${JSON.stringify(c)} at ${i}`);
+    cell += c; i++;
+  }
+  return recs;
+}
+
 const rowsOf = (html) => [...html.matchAll(/<tr id="log-(\d+)">/g)].map((m) => Number(m[1]));
 const same = (a, b, what) => assert.deepEqual([...a].sort((x, y) => x - y), [...b].sort((x, y) => x - y), what);
 
@@ -384,28 +409,30 @@ itest(() => fx, 'log exports: CSV (RFC 4180, formulas neutralised) and aligned t
   assert.equal(csv.status, 200);
   assert.match(csv.header('Content-Type'), /^text\/csv; charset=utf-8/);
   assert.match(csv.header('Content-Disposition'), /attachment; filename="ewp-log\.csv"/);
-  const lines = csv.text.split('\r\n');
-  assert.equal(lines[0], '"id","time_utc","direction","partner","api","api_version","method","url","status","duration_ms","request_id","job_id","validation","error"');
-  assert.equal(lines.length, 4, 'header, two rows, the final CRLF');
-  assert.equal(lines[3], '');
-  const bad = lines.find((l) => l.startsWith(`"${ex.bad.id}",`));
+  const recs = parseCsv(csv.text);
+  assert.deepEqual(recs[0], ['N°', 'Heure (UTC)', 'Sens', 'Partenaire', 'API', "Version de l'API", 'Méthode', 'URL',
+    'Statut', 'Durée (ms)', 'Identifiant de requête', 'Tâche', 'Validation XSD', 'Erreur']);
+  assert.equal(recs.length, 3, 'header and two rows');
+  const bad = recs.find((r) => r[0] === String(ex.bad.id));
   assert.ok(bad, csv.text);
-  assert.match(bad, new RegExp(`^"${ex.bad.id}","${today} \\d\\d:\\d\\d:\\d\\d","in","${PARTNER_HEI}","institutions","2\\.\\d+\\.\\d+","GET","/ewp/institutions","400",`));
-  assert.match(bad, /hei_id/i, 'the error');
+  assert.match(bad[1], new RegExp(`^${today} \\d\\d:\\d\\d:\\d\\d$`));
+  assert.deepEqual([bad[2], bad[3], bad[4], bad[6], bad[7], bad[8], bad[10], bad[12]],
+    ['in', PARTNER_HEI, 'institutions', 'GET', '/ewp/institutions', '400', ex.bad.req.requestId, 'not-checked']);
+  assert.match(bad[5], /^2\.\d+\.\d+$/);
+  assert.match(bad[13], /hei_id/i, 'the error');
   const f = await pc.get(`/portal/log?request_id=${encodeURIComponent(ex.formula.req.requestId)}&format=csv`);
-  const row = f.text.split('\r\n')[1];
-  assert.ok(row.includes(`"'=HYPERLINK(""http://evil.example"")<b>"`), row);
+  assert.ok(f.text.includes(`"'=HYPERLINK(""http://evil.example"")<b>"`), f.text);
+  assert.equal(parseCsv(f.text)[1][10], `'${ex.formula.req.requestId}`, 'the formula defused by a quote');
 
   const txt = await pc.get(`/portal/log?partner=${PARTNER_HEI}&api=institutions&format=txt`);
   assert.equal(txt.status, 200);
   assert.match(txt.header('Content-Type'), /^text\/plain; charset=utf-8/);
   const tl = txt.text.trimEnd().split('\n');
   assert.equal(tl.length, 3);
-  assert.match(tl[0], /^id\s+time_utc\s+direction\s+partner\s+api\s+api_version\s+method\s+url\s+status\s+duration_ms\s+request_id\s+job_id\s+validation\s+error$/);
+  assert.match(tl[0], /^N°\s+Heure \(UTC\)\s+Sens\s+Partenaire\s+API\s+Version de l'API\s+Méthode\s+URL\s+Statut\s+Durée \(ms\)\s+Identifiant de requête\s+Tâche\s+Validation XSD\s+Erreur$/);
   // aligned: every column starts at the same place on every line
-  const col = (l, i) => l.indexOf(i);
-  const at = col(tl[0], 'direction');
-  for (const l of tl.slice(1)) assert.equal(l.slice(at, at + 3), 'in ', l);
+  const at = [...tl[0]].indexOf('S'); // "Sens", in characters
+  for (const l of tl.slice(1)) assert.equal([...l].slice(at, at + 3).join(''), 'in ', l);
   assert.ok(tl.some((l) => l.startsWith(`${ex.ok.id} `)) && tl.some((l) => l.startsWith(`${ex.bad.id} `)));
 });
 
@@ -541,10 +568,14 @@ itest(() => fx, 'jobs page: failed, expired and retrying jobs with partner, obje
   const csv = await pc.get(`/portal/jobs?partner=${P}&state=failed&format=csv`);
   assert.equal(csv.status, 200);
   assert.match(csv.header('Content-Disposition'), /filename="ewp-jobs\.csv"/);
-  const lines = csv.text.split('\r\n');
-  assert.equal(lines[0], '"id","direction","kind","partner","api","object","status","attempts","next_attempt_utc","changed_utc","last_http_status","last_error","exchanges"');
-  assert.equal(lines.length, 3);
-  assert.match(lines[1], new RegExp(`^"${jobs.rejected}","out","cnr","${P}","omobility-cnr","lp-400","rejected","1","","[^"]+","400","HTTP 400: unknown omobility_id lp-400 <script>alert\\(""x""\\)</script>","1"$`));
+  const recs = parseCsv(csv.text);
+  assert.deepEqual(recs[0], ['Tâche', 'Sens', 'Type', 'Partenaire', 'API', 'Objet', 'État', 'Essais', 'Prochain essai (UTC)',
+    'Modifiée (UTC)', 'Dernier statut HTTP', 'Dernière erreur (message du partenaire)', 'Journal']);
+  assert.equal(recs.length, 2);
+  const r1 = recs[1];
+  assert.deepEqual([...r1.slice(0, 9), ...r1.slice(10)], [String(jobs.rejected), 'out', 'cnr', P, 'omobility-cnr', 'lp-400', 'rejected', '1', '',
+    '400', `HTTP 400: unknown omobility_id lp-400 ${HOSTILE}`, '1']);
+  assert.match(r1[9], /^\d{4}-\d\d-\d\d \d\d:\d\d$/);
   const txt = await pc.get('/portal/jobs?state=expired&format=txt');
   const tl = txt.text.trimEnd().split('\n');
   assert.equal(tl.length, 2);
