@@ -319,6 +319,13 @@ log_filters_read(struct portal *p, struct log_filters *f)
 	}
 	if (f->direction && strcmp(f->direction, "in") != 0 && strcmp(f->direction, "out") != 0)
 		return log_bad(p, "log.bad_direction");
+	if (!plog_text_param(p, "date", 10, &v))
+		return false;
+	if (v != NULL) { /* one day: the shorthand of from = to */
+		if (f->from || f->to)
+			return log_bad(p, "log.bad_date_and_range");
+		f->from = f->to = v;
+	}
 	if ((f->from && !log_is_date(f->from)) || (f->to && !log_is_date(f->to)))
 		return log_bad(p, "log.bad_date");
 	if (f->from && f->to && strcmp(f->from, f->to) > 0)

@@ -314,6 +314,7 @@ itest(() => fx, 'log search: each filter returns exactly the expected exchanges'
   // dates (UTC days, both included)
   same(await ids(`from=${oldDay}&to=${oldDay}`), [ex.old.id], 'one day, its last minute included');
   same(await ids(`to=${oldDay}`), [ex.old.id], 'up to that day');
+  same(await ids(`date=${oldDay}`), [ex.old.id], 'date=: that day alone');
   same(await ids(`from=${dayAfter}&to=${dayAfter}`), [], 'the day after');
   const todays = await ids(`from=${today}&to=${today}&partner=${PARTNER_HEI}`);
   for (const id of mine) assert.ok(todays.includes(id), `today's exchange ${id}`);
@@ -374,6 +375,9 @@ itest(() => fx, 'log search: bad filters are refused with 400 and a message', as
   const pc = await signedIn('gest');
   const cases = [
     ['from=garbage', /AAAA-MM-JJ/],
+    ['date=garbage', /AAAA-MM-JJ/],
+    ['date=2026-11-31', /AAAA-MM-JJ/],
+    ['date=2026-11-23&from=2026-11-01', /pas les deux/],
     ['to=2026-02-30', /AAAA-MM-JJ/],
     ['from=2026-03-02&to=2026-03-01', /date de début est après/],
     ['status=6xx', /code comme 404/],
