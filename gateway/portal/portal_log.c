@@ -406,15 +406,14 @@ log_form(struct portal *p, const struct log_filters *f)
 	      T(p, "log.search"));
 	log_input(p, "partner", "log.partner", f->partner, "text", " maxlength=\"255\"");
 	log_input(p, "api", "log.api", f->api, "text", " maxlength=\"64\"");
-	h_fmt(p, "<p><label for=\"f-status\">%s</label><select id=\"f-status\" name=\"status\">",
-	      T(p, "log.status"));
-	log_option(p, "", T(p, "log.any"), f->status);
-	log_option(p, "failed", T(p, "log.failed"), f->status);
+	/* a code (404) typed, or a class picked from the list */
+	log_input(p, "status", "log.status", f->status, "text",
+	          " list=\"status-classes\" maxlength=\"6\" aria-describedby=\"status-hint\"");
+	h_fmt(p, "<datalist id=\"status-classes\"><option value=\"failed\">%s</option>",
+	      T(p, "log.failed"));
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-		log_option(p, statuses[i], statuses[i], f->status);
-	if (f->status_n[0])
-		log_option(p, f->status_n, f->status_n, f->status);
-	h_raw(p, "</select></p>");
+		h_fmt(p, "<option value=\"%s\"></option>", statuses[i]);
+	h_raw(p, "</datalist>");
 	h_fmt(p,
 	      "<p><label for=\"f-direction\">%s</label><select id=\"f-direction\" "
 	      "name=\"direction\">",
@@ -432,6 +431,7 @@ log_form(struct portal *p, const struct log_filters *f)
 		log_input(p, "job", "log.job", f->job, "text", " inputmode=\"numeric\"");
 	h_fmt(p, "<p><button type=\"submit\" id=\"log-submit\">%s</button></p></form>",
 	      T(p, "log.submit"));
+	h_fmt(p, "<p class=\"muted\" id=\"status-hint\">%s</p>", T(p, "log.status_hint"));
 	h_fmt(p, "<p class=\"muted\" id=\"q-hint\">%s</p>", T(p, "log.q_hint"));
 }
 

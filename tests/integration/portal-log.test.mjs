@@ -325,6 +325,10 @@ itest(() => fx, 'log search: each filter returns exactly the expected exchanges'
     `<td>${today} \\d\\d:\\d\\d</td><td>reçu</td><td>${PARTNER_HEI}</td><td>institutions 2\\.\\d+\\.\\d+</td>` +
     `<td>GET</td><td class="num status-ok">200</td><td class="num">\\d+</td><td class="rid">${ex.ok.req.requestId}</td><td></td></tr>`);
   assert.match(page, row);
+  const kept = (await pc.get(`/portal/log?status=4xx&direction=out&from=${today}`)).text;
+  assert.match(kept, /<input id="f-status" name="status" type="text" value="4xx" list="status-classes"/);
+  assert.match(kept, /<option value="out" selected>/);
+  assert.match(kept, new RegExp(`<input id="f-from" name="from" type="date" value="${today}">`));
   // a hostile filter value comes back as text in the form
   const h = await pc.get(`/portal/log?partner=${encodeURIComponent('"><img src=x onerror=alert(1)>')}`);
   assert.equal(h.status, 200);
