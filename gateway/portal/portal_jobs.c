@@ -132,6 +132,7 @@ jobs_list_done(struct portal *p)
 		free(f);
 		return;
 	}
+	plog_clean_rows(&p->rows[0]);
 	if (f->format) {
 		free(f);
 		portal_export(p, r, jobs_export_cols,

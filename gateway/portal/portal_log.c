@@ -132,6 +132,18 @@ plog_safe_text(const char *s, size_t len)
 	return out;
 }
 
+void
+plog_clean_rows(struct portal_rows *r)
+{
+	for (int k = 0; k < r->nrows * r->ncols; k++)
+		if (r->cells[k] != NULL) {
+			char *c = plog_safe_text(r->cells[k], strlen(r->cells[k]));
+
+			free(r->cells[k]);
+			r->cells[k] = c;
+		}
+}
+
 bool
 plog_text_param(struct portal *p, const char *name, size_t max, const char **out)
 {
@@ -466,6 +478,7 @@ log_list_done(struct portal *p)
 		free(f);
 		return;
 	}
+	plog_clean_rows(&p->rows[0]);
 	if (f->format) {
 		free(f);
 		portal_export(p, r, log_export_cols,
@@ -809,6 +822,8 @@ log_show_done(struct portal *p)
 		portal_error(p, 404, T(p, "log.no_such"));
 		return;
 	}
+	for (int i = 0; i < p->nsql; i++)
+		plog_clean_rows(&p->rows[i]);
 	portal_page_begin(p, "log.show_title");
 	h_fmt(p, "<p><a href=\"/portal/log\">%s</a></p>", T(p, "log.back"));
 	h_raw(p, "<dl class=\"facts\" id=\"exchange\">");

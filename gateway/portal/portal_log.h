@@ -30,6 +30,10 @@ bool plog_format_ok(const char *format);
  */
 char *plog_safe_text(const char *s, size_t len);
 
+/* Every cell of r through plog_safe_text (what partners sent may hold
+ * control characters). */
+void plog_clean_rows(struct portal_rows *r);
+
 /* Whether s is NULL or "", i.e. a filter not given. */
 bool plog_blank(const char *s);
 
