@@ -630,7 +630,11 @@ static const char log_related_sql[] =
 static const char log_chain_jobs_sql[] = LOG_CHAIN_JOBS
     " SELECT js.id, js.direction, js.kind, js.api, js.hei_id, js.dedupe_key, js.status,"
     " js.attempts, to_char(js.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created,"
-    " js.payload ->> 'cnr_request_id' AS cnr_request_id"
+    " js.payload ->> 'cnr_request_id' AS cnr_request_id,"
+    /* what a re-fetch stored: the partner's mobility, the student's file */
+    " (SELECT m.id FROM smile.mobility m WHERE js.direction = 'in' AND js.kind = 'refetch'"
+    "   AND NOT m.is_outgoing AND m.sending_hei_id = js.hei_id AND m.omobility_id = js.dedupe_key)"
+    "  AS mobility_id"
     " FROM js ORDER BY js.created_at, js.id LIMIT 50";
 
 static const char log_chain_rows_sql[] = LOG_CHAIN_JOBS
@@ -795,16 +799,21 @@ log_chain_jobs(struct portal *p, const struct portal_rows *r)
 	      T(p, "log.jobs.col_attempts"), T(p, "log.jobs.col_created"));
 	for (int i = 0; i < r->nrows; i++) {
 		const char *id = portal_cell(r, i, "id"), *status = portal_cell(r, i, "status");
+		const char *mob = portal_cell(r, i, "mobility_id");
 		bool stored = strcmp(status, "success") == 0 &&
 		              strcmp(portal_cell(r, i, "kind"), "refetch") == 0;
 
 		h_fmt(p,
 		      "<tr id=\"chain-job-%s\"><td><a href=\"/portal/log?job=%s\">%s</a></td>"
-		      "<td>%s %s</td><td>%s</td><td>%s</td><td>%s%s%s</td><td class=\"num\">%s</td>"
-		      "<td>%s</td></tr>",
+		      "<td>%s %s</td><td>%s</td><td>%s</td><td>%s%s%s",
 		      id, id, id, portal_cell(r, i, "kind"), portal_cell(r, i, "api"),
 		      portal_cell(r, i, "hei_id"), portal_cell(r, i, "dedupe_key"), status,
-		      stored ? " - " : "", stored ? T(p, "log.stored") : "",
+		      stored ? " - " : "", stored ? T(p, "log.stored") : "");
+		/* the student's file, for those who may open it (it checks the scope) */
+		if (mob && (p->user.privs & (PRIV_STUDENTS | PRIV_REFERENT)))
+			h_fmt(p, " <a id=\"chain-file-%s\" href=\"/portal/students/%s\">%s</a>", id,
+			      mob, T(p, "log.student_file"));
+		h_fmt(p, "</td><td class=\"num\">%s</td><td>%s</td></tr>",
 		      portal_cell(r, i, "attempts"), portal_cell(r, i, "created"));
 	}
 	h_raw(p, "</tbody></table>");

@@ -41,6 +41,35 @@ const errorXml = (msg) => `<?xml version="1.0" encoding="UTF-8"?>\n<error-respon
   `  <developer-message>${xmlEscape(msg)}</developer-message>\n</error-response>\n`;
 const okCnrXml = '<?xml version="1.0" encoding="UTF-8"?>\n<omobility-cnr-response xmlns="https://github.com/erasmus-without-paper/ewp-specs-api-omobility-cnr/tree/stable-v2"/>\n';
 const emptyGet = `<?xml version="1.0" encoding="UTF-8"?>\n<omobilities-get-response xmlns="${NS_GET}"/>\n`;
+// One nomination, as OMobilities v3 get returns it (the fields omobilities-fetch.test.mjs checks in depth).
+const nominationGet = (id, { isced = true } = {}) => `<?xml version="1.0" encoding="UTF-8"?>
+<omobilities-get-response xmlns="${NS_GET}">
+  <student-mobility>
+    <omobility-id>${xmlEscape(id)}</omobility-id>
+    <student>
+      <given-names>Léa</given-names>
+      <family-name>Martin</family-name>
+      <global-id>urn:schac:personalUniqueCode:int:esi:${P}:${xmlEscape(id)}</global-id>
+      <birth-date>2003-05-06</birth-date>
+      <nationality>PL</nationality>
+      <gender>2</gender>
+      <email>lea.martin@student.example.org</email>
+    </student>
+    <nomination proposal-id="proposal-1">
+      <sending-hei><hei-id>${P}</hei-id></sending-hei>
+      <receiving-hei><hei-id>${HEI_ID}</hei-id></receiving-hei>
+      <sending-academic-term-ewp-id>2026/2027-1/2</sending-academic-term-ewp-id>
+      <receiving-academic-year-id>2026/2027</receiving-academic-year-id>
+      <activity-type>student-studies</activity-type>
+      <activity-attributes>long-term</activity-attributes>
+      <agreement-isced-f-code>0613</agreement-isced-f-code>
+      <eqf-level-studied-at-departure>7</eqf-level-studied-at-departure>
+      ${isced ? '<nominee-isced-f-code>0611</nominee-isced-f-code>' : ''}
+    </nomination>
+    <status>pending</status>
+  </student-mobility>
+</omobilities-get-response>
+`;
 const sql = (q) => fx.pg.psql(q);
 const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
@@ -82,7 +111,13 @@ function withApis(xml, echoUrl, base) {
 }
 
 function onRequest(req) {
-  if (req.path.endsWith('/ewp/omobilities/get')) return double.reply(req, { body: emptyGet });
+  if (req.path.endsWith('/ewp/omobilities/get')) {
+    const id = req.form.get('omobility_id');
+    if (id === 'lp-chain-1') return double.reply(req, { body: nominationGet(id) });
+    // without nominee-isced-f-code: refused by our intake schema
+    if (id === 'lp-invalid') return double.reply(req, { body: nominationGet(id, { isced: false }) });
+    return double.reply(req, { body: emptyGet });
+  }
   if (req.path.endsWith('/ewp/cnr/omobility')) {
     const f = cnrBehaviour.get(req.form.get('omobility_id'));
     return f ? f(req) : double.reply(req, { body: okCnrXml });
@@ -222,6 +257,14 @@ itest(() => fx, 'setup: real exchanges in both directions, failed and retrying j
     return { ok: n >= 1, j, detail: `job ${j}, ${n} fetches logged` };
   }, 15000, 'the re-fetch of lp-chain-1 logged');
   jobs.refetch = Number(chain.j);
+  ex.cnrInvalid = await exchange({ key: pKey, method: 'POST', path: '/ewp/omobility-cnr/v2', body: 'omobility_id=lp-invalid',
+    contentType: 'application/x-www-form-urlencoded' }, 200);
+  const inv = await pollUntil(() => {
+    const id = sql(`SELECT min(l.id) FROM ewp.message_log l JOIN ewp.jobs j ON j.id = l.job_id WHERE j.dedupe_key = 'lp-invalid'`);
+    return { ok: Boolean(id), id, detail: 'no fetch logged' };
+  }, 15000, 'the fetch of lp-invalid logged');
+  ex.fetchInvalid = { id: Number(inv.id) };
+  jobs.refetchInvalid = Number(sql("SELECT id FROM ewp.jobs WHERE dedupe_key = 'lp-invalid'"));
   ex.fetch = { id: Number(sql(`SELECT min(id) FROM ewp.message_log WHERE job_id = ${jobs.refetch}`)) };
 
   // outbound CNR jobs: delivered, rejected with a hostile message, expired, retrying, no API
@@ -494,6 +537,10 @@ itest(() => fx, 'an exchange: facts, headers in order, XML indented and escaped,
   const kept = `<r>${'<i>x</i>'.repeat(400)}`.slice(0, 2000);
   assert.equal(bb, kept.replace(/</g, '&lt;').replace(/>/g, '&gt;'), 'the 2000 bytes kept, as they are');
 
+  // a partner's document our schema refused: the verdict and the first problem
+  const iv = (await pc.get(`/portal/log/${ex.fetchInvalid.id}`)).text;
+  assert.match(iv, /<p id="validation" class="error">Invalide selon le schéma de la passerelle : [^<]*intake\/omobilities-get-response\.xsd: line \d+: [^<]*nominee-isced-f-code/);
+
   // English on request: the language cookie
   pc.cookies.set('ewp-lang', 'en');
   const e = (await pc.get(`/portal/log/${ex.ok.id}`)).text;
@@ -509,8 +556,11 @@ itest(() => fx, 'an exchange: related exchanges (same request id, same job) and 
   const chainC = /<table id="chain">([^]*?)<\/table>/.exec(c);
   assert.ok(chainC, 'the chain table');
   assert.match(chainC[1], new RegExp(`<a href="/portal/log/${ex.fetch.id}">${ex.fetch.id}</a></td><td>récupération de l&#39;objet</td>`));
-  const st = job(jobs.refetch).status;
-  if (st === 'success') assert.match(c, /success - enregistré/);
+  // stored: the nomination is in the core, its file one click away
+  assert.equal(job(jobs.refetch).status, 'success', JSON.stringify(job(jobs.refetch)));
+  const mob = sql(`SELECT id FROM smile.mobility WHERE sending_hei_id = ${lit(P)} AND omobility_id = 'lp-chain-1'`);
+  assert.ok(mob, 'the fetched nomination is stored');
+  assert.match(c, new RegExp(`<td>success - enregistré <a id="chain-file-${jobs.refetch}" href="/portal/students/${mob}">dossier de l&#39;étudiant</a></td>`));
   // the fetch: back to the CNR that caused it
   const f = (await pc.get(`/portal/log/${ex.fetch.id}`)).text;
   const chainF = /<table id="chain">([^]*?)<\/table>/.exec(f);
@@ -552,7 +602,7 @@ itest(() => fx, 'jobs page: failed, expired and retrying jobs with partner, obje
   const r = await pc.get('/portal/jobs');
   assert.equal(r.status, 200, r.describe());
   const shown = jobRows(r.text);
-  for (const k of ['rejected', 'expired', 'retrying', 'noApi']) assert.ok(shown.includes(jobs[k]), `job ${k} listed`);
+  for (const k of ['rejected', 'expired', 'retrying', 'noApi', 'refetchInvalid']) assert.ok(shown.includes(jobs[k]), `job ${k} listed`);
   assert.ok(!shown.includes(jobs.ok), 'a delivered job is not');
   // the rejected job: the partner's message, escaped, and its exchanges
   const row = new RegExp(`<tr id="job-${jobs.rejected}">([^]*?)</tr>`).exec(r.text)[1];
@@ -567,7 +617,13 @@ itest(() => fx, 'jobs page: failed, expired and retrying jobs with partner, obje
   assert.match(rr, /database on fire/);
 
   same(jobRows((await pc.get('/portal/jobs?state=expired')).text), [jobs.expired], 'expired');
-  same(jobRows((await pc.get('/portal/jobs?state=retrying')).text), [jobs.retrying], 'retrying');
+  // an inbound re-fetch whose answer our schema refused is retrying too
+  assert.equal(job(jobs.refetchInvalid).status, 'pending');
+  same(jobRows((await pc.get('/portal/jobs?state=retrying')).text), [jobs.retrying, jobs.refetchInvalid], 'retrying');
+  const ri = new RegExp(`<tr id="job-${jobs.refetchInvalid}">([^]*?)</tr>`).exec(r.text)[1];
+  assert.match(ri, /<td>reçu refetch omobilities<\/td>/);
+  assert.match(ri, /nominee-isced-f-code/, 'why it failed');
+  assert.match(ri, /<a href="\/portal\/log\?request_id=[0-9a-f-]{36}">notification reçue<\/a>/, 'the CNR that caused it');
   same(jobRows((await pc.get('/portal/jobs?state=failed')).text), [jobs.rejected, jobs.noApi], 'failed');
   same(jobRows((await pc.get(`/portal/jobs?partner=${P_NONE}`)).text), [jobs.noApi], 'one partner');
   same(jobRows((await pc.get(`/portal/jobs?partner=${P}&state=failed`)).text), [jobs.rejected], 'partner and state');
