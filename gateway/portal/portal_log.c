@@ -5,9 +5,9 @@
  * exchange (GET /log/<id>: request and response with their headers and
  * bodies, XML indented, the validation verdict, related exchanges).
  *
- * Both only read ewp.message_log and ewp.jobs, in one read-only
- * transaction. Bodies are what a partner sent, so they are never trusted:
- * XML is parsed by xml_parse (no DTD, no entity, no network; a body that
+ * Both only read (ewp.message_log, ewp.jobs, and smile.mobility for the
+ * student's file a re-fetch stored), in one read-only transaction. Bodies are what a partner sent,
+ * so they are never trusted: XML is parsed by xml_parse (no DTD, no entity, no network; a body that
  * does not parse is shown as it is), and every byte reaches the page as
  * escaped, valid UTF-8 text.
  *
@@ -36,7 +36,6 @@
 #define LOG_MAX_SHOWN (512u * 1024)  /* bytes of one body put on the page */
 #define LOG_MAX_Q     200            /* characters of the free text */
 #define LOG_MAX_TEXT  255            /* partner, API, request id */
-#define LOG_LINKED    100            /* related exchanges listed */
 
 /* ---- shared with portal_jobs.c ------------------------------------- */
 
