@@ -48,7 +48,11 @@ COMMON_SRCS := gateway/log.c gateway/xmalloc.c gateway/buf.c gateway/codec.c gat
 PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal/portal_html.c \
 	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
 	gateway/portal/portal_home.c gateway/portal/portal_pages.c gateway/portal/portal_export.c \
-	gateway/portal/portal_text.c
+	gateway/portal/portal_text.c gateway/portal/portal_pwcheck.c
+
+# a student's file and the staff decisions
+PORTAL_SRCS += gateway/portal/portal_student.c gateway/portal/portal_student_la.c \
+	gateway/portal/portal_student_act.c
 PORTAL_SRCS += gateway/portal/portal_log.c gateway/portal/portal_jobs.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
@@ -69,7 +73,8 @@ EWPCTL_SRCS := gateway/ctl/ewpctl.c gateway/ctl/ctl_keys.c gateway/ctl/ctl_call.
 	gateway/ctl/ctl_import_check.c gateway/ctl/ctl_import_write.c gateway/ctl/ctl_sync.c \
 	gateway/ctl/ctl_log.c gateway/ctl/ctl_jobs.c gateway/ctl/ctl_mobility.c gateway/ctl/ctl_nominate.c \
 	gateway/ctl/ctl_mobility_sync.c gateway/ctl/ctl_la_send.c gateway/ctl/ctl_decide.c \
-	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c
+	gateway/ctl/ctl_mobility_show.c gateway/ctl/ctl_mobility_dates.c \
+	gateway/ctl/ctl_user.c
 
 UNIT_TESTS := buf codec keys httpsig conf form xml registry nonce httpc db csv json jobs \
 	password
@@ -86,7 +91,7 @@ ewpd ewpctl: all
 all: $(BUILD)/ewpd $(BUILD)/ewpctl
 
 $(BUILD)/ewpd: $(EWPD_OBJS) $(COMMON_OBJS) $(BUILD)/gateway/portal/portal_css.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # The portal's stylesheet as a C string, so ewpd serves it without a file.
 $(BUILD)/gateway/portal/portal_css.c: gateway/portal/portal.css

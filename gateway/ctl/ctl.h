@@ -65,5 +65,7 @@ PGconn *ctl_mobility_connect(struct ctl *ctl, const char *conninfo);
 /* "ewpctl: <what>: <the server's message, first line>", terminal-safe. */
 void ctl_mobility_db_err(const char *what, PGconn *db, PGresult *res);
 int ctl_mobility_dates(struct ctl *ctl, int argc, char **argv);
+/* ctl_user.c: accounts of the staff portal */
+int ctl_user(struct ctl *ctl, int argc, char **argv);
 
 #endif

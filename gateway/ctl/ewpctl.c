@@ -87,6 +87,8 @@ usage(FILE *out)
 	        "  la propose OMOBILITY_ID FILE.xml [--schemas DIR]\n"
 	        "                        new changes-proposal of that LA (id computed\n"
 	        "                        from the content when absent)\n"
+	        "  user add|passwd|role|disable|enable|unlock|list|show ...\n"
+	        "                        staff portal accounts (ewpctl user --help)\n"
 	        "Commands that use the database take --conninfo STR (default: [database]).\n"
 	        "\n"
 	        "  -c file   configuration file (default " DEFAULT_CONF ")\n"
@@ -189,6 +191,8 @@ main(int argc, char *argv[])
 		rc = ctl_mobility(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "la") == 0)
 		rc = ctl_la(&ctl, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "user") == 0)
+		rc = ctl_user(&ctl, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "registry") == 0)
 		rc = ctl_registry(&ctl, argc - i - 1, argv + i + 1);
 	else {

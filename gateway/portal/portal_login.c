@@ -18,6 +18,7 @@
 #include "portal.h"
 #include "portal_int.h"
 #include "portal_password.h"
+#include "portal_pwcheck.h"
 #include "req.h"
 #include "xmalloc.h"
 
@@ -122,37 +123,15 @@ login_written(struct portal *p)
 	portal_redirect(p, "/", NULL);
 }
 
-/* The user row is known: check the password, then record the outcome. */
+/* The password was checked (off the loop): record the outcome. */
 static void
-login_checked(struct portal *p)
+login_verified(struct portal *p, bool ok)
 {
-	const struct portal_rows *r = &p->rows[0];
-	const char *password = portal_param(p, "password");
-	struct login *l = xcalloc(1, sizeof(*l));
-	const char *hash, *id;
+	struct login *l = p->data;
 	char uid[24], max[24], lock[24];
-	bool ok = false;
 
-	if (portal_db_failed(p)) {
-		free(l);
-		return;
-	}
-	p->data = l;
-	hash = portal_cell(r, 0, "password_hash");
-	id = portal_cell(r, 0, "id");
-	if (r->nrows == 1 && hash && strcmp(portal_cell(r, 0, "active"), "t") == 0 &&
-	    strcmp(portal_cell(r, 0, "locked"), "f") == 0) {
-		ok = portal_password_verify(password, hash);
-		l->message_key = ok ? NULL : "login.failed";
-	} else {
-		portal_password_burn(password);
-		l->message_key = r->nrows == 1 && strcmp(portal_cell(r, 0, "locked"), "t") == 0
-		                     ? "login.locked"
-		                     : "login.failed";
-	}
-	l->user_id = id ? strtol(id, NULL, 10) : 0;
-	l->username = id ? xstrdup(portal_cell(r, 0, "username")) : NULL;
-	portal_sql_reset(p);
+	if (l->message_key == NULL && !ok)
+		l->message_key = "login.failed";
 	if (l->user_id == 0) {
 		login_written(p);
 		return;
@@ -178,6 +157,40 @@ login_checked(struct portal *p)
 		portal_audit(p, "session.login-locked", "user", l->username);
 	}
 	portal_run(p, true, login_written);
+}
+
+/*
+ * The user row is known. Only an active, unlocked account with a local
+ * password is checked against it; every other attempt spends the same
+ * work on nothing (stored NULL), so timing tells no account apart.
+ */
+static void
+login_checked(struct portal *p)
+{
+	const struct portal_rows *r = &p->rows[0];
+	const char *hash = portal_cell(r, 0, "password_hash"), *id = portal_cell(r, 0, "id");
+	const char *stored = NULL;
+	struct login *l;
+
+	if (portal_db_failed(p))
+		return;
+	l = xcalloc(1, sizeof(*l));
+	p->data = l;
+	if (r->nrows == 1 && hash && strcmp(portal_cell(r, 0, "active"), "t") == 0 &&
+	    strcmp(portal_cell(r, 0, "locked"), "f") == 0)
+		stored = hash;
+	else if (r->nrows == 1 && strcmp(portal_cell(r, 0, "locked"), "t") == 0)
+		l->message_key = "login.locked";
+	l->user_id = id ? strtol(id, NULL, 10) : 0;
+	l->username = id ? xstrdup(portal_cell(r, 0, "username")) : NULL;
+	if (portal_pwcheck(p, portal_param(p, "password"), stored, login_verified) == -1) {
+		login_free(p);
+		req_add_header(p->rq, "Retry-After", "1");
+		portal_error(p, 503, T(p, "login.busy"));
+		return;
+	}
+	/* the rows go now: the hash is not kept while the check runs */
+	portal_sql_reset(p);
 }
 
 static void

@@ -8,11 +8,13 @@ extern const struct portal_page portal_home_pages[];
 extern const struct portal_page portal_login_pages[];
 extern const struct portal_page portal_log_pages[];
 extern const struct portal_page portal_jobs_pages[];
+extern const struct portal_page portal_student_pages[];
 
 const struct portal_page *const portal_modules[] = {
     portal_home_pages,
     portal_login_pages,
     portal_log_pages,  /* portal_log.c: EWP message log */
     portal_jobs_pages, /* portal_jobs.c: failed jobs, retry */
+    portal_student_pages,
     NULL,
 };

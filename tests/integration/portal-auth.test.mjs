@@ -3,13 +3,14 @@
 // fixation), CSRF, single sign-on only from the configured proxy, the
 // security headers, the language switch and the string catalogue.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
 
 import { Ewpd, itest } from './lib/daemon.mjs';
-import { PROJECT_PORTAL_STRINGS } from './lib/env.mjs';
+import { EWPCTL, PROJECT_PORTAL_STRINGS } from './lib/env.mjs';
 import { PortalClient, ROLES, createUser, location } from './lib/portal.mjs';
 
 const PASSWORD = 'correct horse battery staple';
@@ -104,6 +105,46 @@ itest(() => fx, 'wrong password, unknown user, SSO-only account: the same refusa
   // a later success resets the counter
   assert.equal((await client().login('gest', PASSWORD)).status, 303);
   assert.equal(fx.pg.psql("SELECT failed_logins FROM smile.utilisateur WHERE username = 'gest'"), '0');
+});
+
+itest(() => fx, 'an account made by `ewpctl user add --password-stdin` signs in; `ewpctl user disable` ends its session', async () => {
+  const ctl = (args, input = '') => spawnSync(EWPCTL, ['user', ...args, '--conninfo', fx.pg.conninfo],
+    { encoding: 'utf8', input, timeout: 30000 });
+  let r = ctl(['add', 'made.by.ctl', '--name', 'Camille Console', '--role', 'Gestionnaire', '--password-stdin'], `${PASSWORD}\n`);
+  assert.equal(r.status, 0, r.stderr);
+  const pc = client();
+  assert.equal((await pc.login('made.by.ctl', PASSWORD)).status, 303);
+  assert.equal(location(await pc.get('/portal/')), '/portal/dashboard');
+  r = ctl(['disable', 'made.by.ctl']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(location(await pc.get('/portal/')), '/portal/login?m=login.expired');
+  assert.equal((await client().login('made.by.ctl', PASSWORD)).status, 401);
+});
+
+itest(() => fx, 'password checks run off the event loop, at most two at once per worker (503 + Retry-After beyond)', async () => {
+  const forms = [];
+  for (let i = 0; i < 6; i++) {
+    const pc = client();
+    await pc.get('/portal/login');
+    forms.push(pc);
+  }
+  const order = [];
+  const logins = forms.map((pc, i) => pc.post('/portal/login', { username: 'guest', password: `wrong password ${i}` })
+    .then((r) => { order.push('login'); return r; }));
+  // the worker answers other requests while the checks run
+  const health = fx.get('/healthz').then((r) => { order.push('healthz'); return r; });
+  const results = await Promise.all(logins);
+  assert.equal((await health).status, 200);
+  assert.equal(order[0], 'healthz', `answered while scrypt ran: ${order.join(', ')}`);
+  const statuses = results.map((r) => r.status).sort();
+  assert.ok(statuses.filter((s) => s === 401).length >= 2, statuses.join(','));
+  const busy = results.filter((r) => r.status === 503);
+  assert.ok(busy.length >= 1, `six at once on one worker: some are turned away (${statuses.join(',')})`);
+  for (const b of busy) {
+    assert.equal(b.header('Retry-After'), '1');
+    assert.match(b.text, /Trop de connexions en même temps/);
+  }
+  fx.pg.psql("UPDATE smile.utilisateur SET failed_logins = 0, locked_until = NULL WHERE username = 'guest'");
 });
 
 itest(() => fx, 'lockout: after max_failures wrong passwords even the right one is refused until the lock ends', async () => {
