@@ -10,11 +10,13 @@ extern const struct portal_page portal_log_pages[];
 extern const struct portal_page portal_jobs_pages[];
 extern const struct portal_page portal_student_pages[];
 
+/* clang-format off: one module a line, so that branches adding one merge */
 const struct portal_page *const portal_modules[] = {
     portal_home_pages,
     portal_login_pages,
-    portal_log_pages,  /* portal_log.c: EWP message log */
-    portal_jobs_pages, /* portal_jobs.c: failed jobs, retry */
+    portal_log_pages,
+    portal_jobs_pages,
     portal_student_pages,
     NULL,
 };
+/* clang-format on */
