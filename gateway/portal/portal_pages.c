@@ -10,7 +10,8 @@ extern const struct portal_page portal_log_pages[];
 extern const struct portal_page portal_jobs_pages[];
 extern const struct portal_page portal_student_pages[];
 
-/* clang-format off: one module a line, so that branches adding one merge */
+/* One module a line, so that branches adding one merge cleanly. */
+/* clang-format off */
 const struct portal_page *const portal_modules[] = {
     portal_home_pages,
     portal_login_pages,
