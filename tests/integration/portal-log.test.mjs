@@ -561,6 +561,9 @@ itest(() => fx, 'an exchange: related exchanges (same request id, same job) and 
   const mob = sql(`SELECT id FROM smile.mobility WHERE sending_hei_id = ${lit(P)} AND omobility_id = 'lp-chain-1'`);
   assert.ok(mob, 'the fetched nomination is stored');
   assert.match(c, new RegExp(`<td>success - enregistré <a id="chain-file-${jobs.refetch}" href="/portal/students/${mob}">dossier de l&#39;étudiant</a></td>`));
+  const file = await pc.get(`/portal/students/${mob}`);
+  assert.equal(file.status, 200, 'the link opens the file');
+  assert.match(file.text, /Martin/);
   // the fetch: back to the CNR that caused it
   const f = (await pc.get(`/portal/log/${ex.fetch.id}`)).text;
   const chainF = /<table id="chain">([^]*?)<\/table>/.exec(f);
