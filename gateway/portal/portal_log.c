@@ -223,10 +223,13 @@ plog_width(const char *s)
 /*
  * $1 partner, $2 API, $3 status, $4 status class (2 for 2xx), $5 failures
  * only, $6 direction, $7 from and $8 to (dates, UTC, both included), $9
- * request id, $10 free text, $11 job id, $12 limit, $13 offset. The free
- * text is looked for in the URL and the errors (any case) everywhere, and
- * in the bodies (bytes as sent) only within the chosen dates, the last 7
- * days when none is given and 31 days at most: bodies have no index.
+ * request id, $10 free text, $11 job id, $12 limit, $13 offset, $14
+ * whether bodies may be searched. The free text is looked for in the URL
+ * and the errors (any case) everywhere, and in the bodies (bytes as sent)
+ * only within the chosen dates, the last 7 days when none is given and 31
+ * days at most: bodies have no index. A user limited to some composantes
+ * does not search the bodies, nor see them (they carry the personal data
+ * of every composante's students).
  */
 static const char log_list_sql[] =
     "SELECT l.id, to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS time,"
@@ -247,7 +250,8 @@ static const char log_list_sql[] =
     " AND ($9::text IS NULL OR l.request_id = $9::text)"
     " AND ($10::text IS NULL"
     "  OR strpos(lower(concat_ws(' ', l.url, l.error, l.validation_error)), lower($10::text)) > 0"
-    "  OR (l.created_at >= greatest(coalesce(" LOG_FROM_SQL ", now() - interval '7 days'),"
+    "  OR ($14::bool AND l.created_at >= greatest(coalesce(" LOG_FROM_SQL ","
+    "       now() - interval '7 days'),"
     "       coalesce(" LOG_TO_SQL ", now()) - interval '31 days')"
     "   AND (position(convert_to($10::text, 'UTF8') IN l.request_body) > 0"
     "    OR position(convert_to($10::text, 'UTF8') IN l.response_body) > 0)))"
@@ -540,7 +544,7 @@ log_list(struct portal *p)
 {
 	struct log_filters *f = xcalloc(1, sizeof(*f));
 	char limit[16], offset[24];
-	const char *params[13];
+	const char *params[14];
 
 	if (!log_filters_read(p, f)) {
 		free(f);
@@ -566,7 +570,8 @@ log_list(struct portal *p)
 	params[10] = f->job;
 	params[11] = limit;
 	params[12] = offset;
-	portal_sql(p, log_list_sql, 13, params);
+	params[13] = p->user.composantes ? "false" : "true";
+	portal_sql(p, log_list_sql, 14, params);
 	p->data = f;
 	portal_run(p, false, log_list_done);
 }
@@ -872,10 +877,19 @@ log_show_done(struct portal *p)
 
 	h_fmt(p, "<h2>%s</h2>", T(p, "log.request"));
 	log_headers(p, "request", "log.request_headers", &p->rows[1]);
-	log_body(p, "request", portal_cell(r, 0, "qb"), portal_cell(r, 0, "request_bytes"));
+	if (p->user.composantes)
+		h_fmt(p, "<p class=\"muted\" id=\"request-body-hidden\">%s</p>",
+		      T(p, "log.body_scoped"));
+	else
+		log_body(p, "request", portal_cell(r, 0, "qb"), portal_cell(r, 0, "request_bytes"));
 	h_fmt(p, "<h2>%s</h2>", T(p, "log.response"));
 	log_headers(p, "response", "log.response_headers", &p->rows[2]);
-	log_body(p, "response", portal_cell(r, 0, "sb"), portal_cell(r, 0, "response_bytes"));
+	if (p->user.composantes)
+		h_fmt(p, "<p class=\"muted\" id=\"response-body-hidden\">%s</p>",
+		      T(p, "log.body_scoped"));
+	else
+		log_body(p, "response", portal_cell(r, 0, "sb"),
+		         portal_cell(r, 0, "response_bytes"));
 
 	h_fmt(p, "<h2>%s</h2>", T(p, "log.related"));
 	if (p->rows[3].nrows == 0 && p->rows[4].nrows == 0 && p->rows[5].nrows == 0)

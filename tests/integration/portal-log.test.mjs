@@ -141,6 +141,9 @@ before(async () => {
   sql(`INSERT INTO smile.etablissement (schac_id, names, is_local) VALUES ('${HEI_ID}', '[{"lang": "fr", "name": "Université de Test SMILE"}]', true)`);
   await fx.start();
   createUser(fx.pg, { username: 'gest', name: 'Gaëlle Gestion', password: PASSWORD, roles: [ROLES.gestionnaire] });
+  sql(`INSERT INTO smile.composante (etablissement_id, ounit_id, code, names)
+    SELECT id, 'ou-lp-lettres', 'LPL', '[{"lang": "fr", "name": "Lettres"}]' FROM smile.etablissement WHERE is_local`);
+  createUser(fx.pg, { username: 'gestlim', name: 'Lina Limitée', password: PASSWORD, roles: [ROLES.gestionnaire], composantes: ['LPL'] });
   createUser(fx.pg, { username: 'admin', name: 'Ada Admin', password: PASSWORD, roles: [ROLES.technique] });
   createUser(fx.pg, { username: 'ref', name: 'Rémi Référent', password: PASSWORD, roles: [ROLES.referent] });
   createUser(fx.pg, { username: 'std', name: 'Sam Standard', password: PASSWORD, roles: [ROLES.standard] });
@@ -722,4 +725,20 @@ itest(() => fx, 'retry: a retrying job waiting out its backoff is due now; an ex
   assert.equal(r.status, 303, r.describe());
   await waitJob(jobs.expired, 'success', 10000);
   assert.equal(sql(`SELECT count(*) FROM ewp.audit_log WHERE action = 'job.force-retry'`), '3');
+});
+
+itest(() => fx, 'a gestionnaire limited to some composantes: the log without the bodies (neither shown nor searched)', async () => {
+  const lim = await signedIn('gestlim');
+  const full = await signedIn('gest');
+  const ids = async (pc, qs) => rowsOf((await pc.get(`/portal/log?${qs}`)).text);
+  same(await ids(full, 'q=bodyneedle-5521'), [ex.body.id], 'found in the body by an unlimited user');
+  same(await ids(lim, 'q=bodyneedle-5521'), [], 'not by a limited one');
+  same(await ids(lim, 'q=needle-in-URL-7731'), [ex.needle.id], 'URLs are searched for everyone');
+  const d = await lim.get(`/portal/log/${ex.fetch.id}`);
+  assert.equal(d.status, 200);
+  assert.match(d.text, /<p class="muted" id="request-body-hidden">Corps non affiché/);
+  assert.match(d.text, /<p class="muted" id="response-body-hidden">Corps non affiché/);
+  assert.doesNotMatch(d.text, /Martin|lea\.martin/, 'no student data');
+  assert.match(d.text, /<table id="response-headers"/, 'the headers are shown');
+  assert.match((await full.get(`/portal/log/${ex.fetch.id}`)).text, /&lt;family-name&gt;Martin&lt;\/family-name&gt;/);
 });
