@@ -572,6 +572,14 @@ itest(() => fx, 'an exchange: related exchanges (same request id, same job) and 
   const chainF = /<table id="chain">([^]*?)<\/table>/.exec(f);
   assert.ok(chainF, f);
   assert.match(chainF[1], new RegExp(`<a href="/portal/log/${ex.cnr.id}">${ex.cnr.id}</a></td><td>notification \\(CNR\\) reçue</td>`));
+  // an object id chosen by the partner is text on the page
+  const evil = '"><img/src=x/onerror=alert(1)>'; // printable ASCII, no space: a valid EWP id
+  const ce = await exchange({ key: pKey, method: 'POST', path: '/ewp/omobility-cnr/v2', body: `omobility_id=${encodeURIComponent(evil)}`,
+    contentType: 'application/x-www-form-urlencoded' }, 200);
+  await pollUntil(() => ({ ok: Boolean(sql(`SELECT id FROM ewp.jobs WHERE dedupe_key = ${lit(evil)}`)), detail: 'no job' }), 5000, 'the job of the hostile id');
+  const ep = (await pc.get(`/portal/log/${ce.id}`)).text;
+  assert.match(ep, /<td>&quot;&gt;&lt;img\/src=x\/onerror=alert\(1\)&gt;<\/td>/);
+  assert.doesNotMatch(ep, /<img/);
   // an exchange with nothing related says so
   const n = (await pc.get(`/portal/log/${ex.needle.id}`)).text;
   assert.match(n, /id="related-none"/);
