@@ -16,8 +16,21 @@
 #include "req.h"
 #include "xmalloc.h"
 
-struct portal_stmt {
+/*
+ * One portal_run(): done() is called once the transaction's end and every
+ * statement's callback have come. They normally come in that order, but
+ * db.c reports the statements failed after an earlier error on a later
+ * loop turn, possibly after the ROLLBACK: done() would have freed the
+ * request before their callbacks wrote into it.
+ */
+struct portal_batch {
 	struct portal *p;
+	int pending; /* statement callbacks still to come */
+	bool ended;  /* the transaction's end was reported */
+};
+
+struct portal_stmt {
+	struct portal_batch *b;
 	int index;
 };
 
@@ -67,31 +80,46 @@ portal_copy_rows(struct portal_rows *r, PGresult *res)
 }
 
 static void
-portal_stmt_cb(PGresult *res, const char *err, void *arg)
+portal_batch_done(struct portal_batch *b)
 {
-	struct portal_stmt *st = arg;
+	struct portal *p = b->p;
 
-	if (err)
-		portal_keep_err(st->p, err);
-	else
-		portal_copy_rows(&st->p->rows[st->index], res);
-	free(st);
-}
-
-static void
-portal_commit_cb(const char *err, void *arg)
-{
-	struct portal *p = arg;
-
-	portal_keep_err(p, err);
+	free(b);
 	if (p->db_err && !db_err_unavailable(p->db_err))
 		log_info("portal %s %s: %s", p->page->method, p->page->path, p->db_err);
 	p->done(p);
 }
 
+static void
+portal_stmt_cb(PGresult *res, const char *err, void *arg)
+{
+	struct portal_stmt *st = arg;
+	struct portal_batch *b = st->b;
+
+	if (err)
+		portal_keep_err(b->p, err);
+	else
+		portal_copy_rows(&b->p->rows[st->index], res);
+	free(st);
+	if (--b->pending == 0 && b->ended)
+		portal_batch_done(b);
+}
+
+static void
+portal_commit_cb(const char *err, void *arg)
+{
+	struct portal_batch *b = arg;
+
+	portal_keep_err(b->p, err);
+	b->ended = true;
+	if (b->pending == 0)
+		portal_batch_done(b);
+}
+
 void
 portal_run(struct portal *p, bool write, portal_done *done)
 {
+	struct portal_batch *b;
 	struct db_tx *tx;
 
 	p->done = done;
@@ -100,18 +128,21 @@ portal_run(struct portal *p, bool write, portal_done *done)
 		done(p);
 		return;
 	}
+	b = xcalloc(1, sizeof(*b));
+	b->p = p;
+	b->pending = p->nsql;
 	tx = db_tx_begin(p->d->db, NULL, NULL);
 	if (!write)
 		db_tx_query(tx, "SET TRANSACTION READ ONLY", 0, NULL, NULL, NULL);
 	for (int i = 0; i < p->nsql; i++) {
 		struct portal_stmt *st = xcalloc(1, sizeof(*st));
 
-		st->p = p;
+		st->b = b;
 		st->index = i;
 		db_tx_query(tx, p->sql[i], p->sql_nparams[i], (const char *const *)p->sql_params[i],
 		            portal_stmt_cb, st);
 	}
-	db_tx_commit(tx, portal_commit_cb, p);
+	db_tx_commit(tx, portal_commit_cb, b);
 }
 
 const char *
