@@ -311,12 +311,8 @@ jobs_retry(struct portal *p)
 	snprintf(window, sizeof(window), "%d", p->d->conf->jobs_give_up_after);
 	params[0] = jr->id;
 	params[1] = window;
-	/*
-	 * The audit row first, the retry last: when the retry refuses, no
-	 * statement is left behind it. (db.c delivers the failure of statements
-	 * queued after a failed one on a later loop turn, possibly after the
-	 * transaction's end has already finished this request: seen with ASan.)
-	 */
+	/* the audit row first: a refused retry is then the last statement, and
+	 * its error rolls the audit row back with it */
 	portal_audit(p, "job.force-retry", "job", jr->id);
 	portal_sql(p, jobs_retry_sql, 2, params);
 	p->data = jr;
