@@ -200,7 +200,7 @@ plog_pager(struct portal *p, const char *path, const char *qs, long page, bool m
 	h_raw(p, "</p></nav>");
 }
 
-/* Characters of a UTF-8 string, for aligning the text export. */
+/* Characters of a UTF-8 string (the length of the free text). */
 static size_t
 plog_width(const char *s)
 {
