@@ -56,6 +56,7 @@ PORTAL_SRCS += gateway/portal/portal_workflow.c gateway/portal/portal_partners.c
 # a student's file and the staff decisions
 PORTAL_SRCS += gateway/portal/portal_student.c gateway/portal/portal_student_la.c \
 	gateway/portal/portal_student_act.c
+PORTAL_SRCS += gateway/portal/portal_log.c gateway/portal/portal_jobs.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \
