@@ -49,10 +49,14 @@ PORTAL_SRCS := gateway/portal/portal.c gateway/portal/portal_db.c gateway/portal
 	gateway/portal/portal_i18n.c gateway/portal/portal_session.c gateway/portal/portal_login.c \
 	gateway/portal/portal_home.c gateway/portal/portal_pages.c gateway/portal/portal_export.c \
 	gateway/portal/portal_text.c gateway/portal/portal_pwcheck.c
+PORTAL_SRCS += gateway/portal/portal_dashboard.c
+PORTAL_SRCS += gateway/portal/portal_workflow.c gateway/portal/portal_partners.c \
+	gateway/portal/portal_keys.c
 
 # a student's file and the staff decisions
 PORTAL_SRCS += gateway/portal/portal_student.c gateway/portal/portal_student_la.c \
 	gateway/portal/portal_student_act.c
+PORTAL_SRCS += gateway/portal/portal_log.c gateway/portal/portal_jobs.c
 
 EWPD_SRCS := gateway/main.c gateway/supervisor.c gateway/worker.c gateway/server.c gateway/req.c \
 	gateway/tls.c gateway/manifest.c gateway/api/api.c gateway/api/api_echo.c \

@@ -257,6 +257,28 @@ registry_key_count(const struct registry *r)
 	return r->nkeys;
 }
 
+size_t
+registry_host_heis(const struct registry *r, size_t host, const char *const **heis)
+{
+	if (host >= r->nhosts) {
+		*heis = NULL;
+		return 0;
+	}
+	*heis = r->hosts[host].heis;
+	return r->hosts[host].nheis;
+}
+
+size_t
+registry_host_apis(const struct registry *r, size_t host, const struct registry_api **apis)
+{
+	if (host >= r->nhosts || r->hosts[host].napis == 0) {
+		*apis = NULL;
+		return 0;
+	}
+	*apis = &r->apis[r->hosts[host].api_first];
+	return r->hosts[host].napis;
+}
+
 const struct registry_key *
 registry_key(const struct registry *r, const char *keyid)
 {

@@ -61,6 +61,11 @@ size_t registry_hei_count(const struct registry *r);
 size_t registry_key_count(const struct registry *r);
 /* SCHAC id of HEI number i (0 .. registry_hei_count() - 1), catalogue order; lent. */
 const char *registry_hei_at(const struct registry *r, size_t i);
+/* Institutions covered by host number `host` (0 .. registry_host_count() - 1),
+ * catalogue order; lent with the snapshot. */
+size_t registry_host_heis(const struct registry *r, size_t host, const char *const **heis);
+/* Every API entry of that host's apis-implemented, catalogue order; lent. */
+size_t registry_host_apis(const struct registry *r, size_t host, const struct registry_api **apis);
 
 const struct registry_key *registry_key(const struct registry *r, const char *keyid);
 /*

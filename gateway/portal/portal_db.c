@@ -16,8 +16,22 @@
 #include "req.h"
 #include "xmalloc.h"
 
-struct portal_stmt {
+/*
+ * One portal_run(): done() is called once the COMMIT (or ROLLBACK) has
+ * answered AND every statement's callback has run. After a failed
+ * statement, db.c fails the later ones through a timer but sends the
+ * ROLLBACK at once, so their callbacks may come after the transaction's;
+ * done() usually ends the request, so it must come last.
+ */
+struct portal_batch {
 	struct portal *p;
+	int pending;   /* statement callbacks still to come */
+	bool ended;    /* the transaction's callback has run */
+	char *end_err; /* its error */
+};
+
+struct portal_stmt {
+	struct portal_batch *b;
 	int index;
 };
 
@@ -67,32 +81,49 @@ portal_copy_rows(struct portal_rows *r, PGresult *res)
 }
 
 static void
+portal_batch_done(struct portal_batch *b)
+{
+	struct portal *p = b->p;
+
+	portal_keep_err(p, b->end_err);
+	free(b->end_err);
+	free(b);
+	if (p->db_err && !db_err_unavailable(p->db_err))
+		log_info("portal %s %s: %s", p->page->method, p->page->path, p->db_err);
+	p->done(p);
+}
+
+static void
 portal_stmt_cb(PGresult *res, const char *err, void *arg)
 {
 	struct portal_stmt *st = arg;
+	struct portal_batch *b = st->b;
 
 	if (err)
-		portal_keep_err(st->p, err);
+		portal_keep_err(b->p, err);
 	else
-		portal_copy_rows(&st->p->rows[st->index], res);
+		portal_copy_rows(&b->p->rows[st->index], res);
 	free(st);
+	if (--b->pending == 0 && b->ended)
+		portal_batch_done(b);
 }
 
 static void
 portal_commit_cb(const char *err, void *arg)
 {
-	struct portal *p = arg;
+	struct portal_batch *b = arg;
 
-	portal_keep_err(p, err);
-	if (p->db_err && !db_err_unavailable(p->db_err))
-		log_info("portal %s %s: %s", p->page->method, p->page->path, p->db_err);
-	p->done(p);
+	b->ended = true;
+	b->end_err = err ? xstrdup(err) : NULL;
+	if (b->pending == 0)
+		portal_batch_done(b);
 }
 
 void
 portal_run(struct portal *p, bool write, portal_done *done)
 {
 	struct db_tx *tx;
+	struct portal_batch *b;
 
 	p->done = done;
 	if (p->d->db == NULL) {
@@ -100,18 +131,21 @@ portal_run(struct portal *p, bool write, portal_done *done)
 		done(p);
 		return;
 	}
+	b = xcalloc(1, sizeof(*b));
+	b->p = p;
+	b->pending = p->nsql;
 	tx = db_tx_begin(p->d->db, NULL, NULL);
 	if (!write)
 		db_tx_query(tx, "SET TRANSACTION READ ONLY", 0, NULL, NULL, NULL);
 	for (int i = 0; i < p->nsql; i++) {
 		struct portal_stmt *st = xcalloc(1, sizeof(*st));
 
-		st->p = p;
+		st->b = b;
 		st->index = i;
 		db_tx_query(tx, p->sql[i], p->sql_nparams[i], (const char *const *)p->sql_params[i],
 		            portal_stmt_cb, st);
 	}
-	db_tx_commit(tx, portal_commit_cb, p);
+	db_tx_commit(tx, portal_commit_cb, b);
 }
 
 const char *

@@ -491,6 +491,38 @@ load_repaired_sample(void)
 	return r;
 }
 
+/* Each host's institutions and API entries, as the portal's partners page lists them. */
+static void
+test_registry_host_heis_and_apis(void **state)
+{
+	struct registry *r = load_repaired_sample();
+	const struct registry_api *apis;
+	const char *const *heis;
+	bool e1_v12 = false;
+
+	(void)state;
+	assert_non_null(r);
+	for (size_t h = 0; h < registry_host_count(r); h++) {
+		size_t n = registry_host_apis(r, h, &apis);
+
+		assert_true(n > 0);
+		for (size_t k = 0; k < n; k++) {
+			assert_int_equal(apis[k].host, h);
+			if (strcmp(apis[k].ns, E1_NS) == 0 && strcmp(apis[k].version, "1.2.0") == 0)
+				e1_v12 = true;
+		}
+	}
+	assert_true(e1_v12);
+	/* example2.com is covered by the second host (and the first) */
+	assert_true(registry_host_heis(r, 1, &heis) >= 1);
+	assert_string_equal(heis[0], "example2.com");
+	assert_int_equal(registry_host_heis(r, 2, &heis), 0);
+	assert_null(heis);
+	assert_int_equal(registry_host_apis(r, 2, &apis), 0);
+	assert_null(apis);
+	registry_free(r);
+}
+
 static void
 test_registry_sample_multi_host(void **state)
 {
@@ -769,6 +801,7 @@ main(void)
 	    cmocka_unit_test(test_registry_http_security),
 	    cmocka_unit_test(test_registry_sample_placeholders_refused),
 	    cmocka_unit_test(test_registry_sample_multi_host),
+	    cmocka_unit_test(test_registry_host_heis_and_apis),
 	    cmocka_unit_test(test_registry_sha_mismatch_refused),
 	    cmocka_unit_test(test_registry_uppercase_sha_accepted),
 	    cmocka_unit_test(test_registry_missing_key_refused),
