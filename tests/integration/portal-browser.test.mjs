@@ -101,13 +101,13 @@ function addUser(username) {
 
 // ---- the browser side
 
-// What went wrong while loading pages, beyond the console: any answer of
-// 400 or more (a page, the stylesheet) and any request that failed.
-// Where each console error came from, for the failure message and for
-// the one error tolerated: Chromium asks the origin for /favicon.ico by
-// itself (no page links to it), ewpd answers 404 there, and Chromium logs
-// that once per browser as "Failed to load resource". Only that request,
-// at that exact URL, is let through.
+// What went wrong while loading pages, beyond what lib/browser.mjs
+// watches: any answer of 400 or more (a page, the stylesheet), any request
+// that failed, and where each console error came from (for the failure
+// message, and for the one error tolerated: Chromium asks the origin for
+// /favicon.ico by itself, no page links to it, ewpd answers 404 there and
+// Chromium logs that once per browser as "Failed to load resource"; only
+// that error, from that exact URL, is let through).
 function watchResponses(page) {
   const bad = [];
   const where = [];
@@ -210,9 +210,8 @@ test('portal browser: keyboard sign-in, the student on the dashboard',
     const s = await session('claire');
     const { page } = s;
     await signIn(s, 'claire');
-    await checkPage(s, tc, 'signed-in');
-    if (!new URL(page.url()).pathname.startsWith('/portal/dashboard')) await page.goto(`${base}/portal/dashboard`);
-    assert.equal(new URL(page.url()).pathname, '/portal/dashboard');
+    // a gestionnaire lands on the dashboard
+    assert.equal(page.url(), `${base}/portal/dashboard`);
     assert.equal(await h1(page), STR.fr['dashboard.title']);
     assert.equal(await page.title(), `${STR.fr['dashboard.title']} - ${STR.fr['app.name']}`);
     const row = page.locator(`#student-${mobilityId}`);
@@ -225,6 +224,9 @@ test('portal browser: keyboard sign-in, the student on the dashboard',
     assert.ok(nav.includes('/portal/log'), `menu: ${nav}`);
     assert.ok(!nav.includes('/portal/workflow'), `menu: ${nav}`);
     await checkPage(s, tc, 'dashboard');
+    // the dashboard is what /portal/ shows a gestionnaire
+    await page.goto(`${base}/portal/`);
+    assert.equal(page.url(), `${base}/portal/dashboard`);
   });
 
 test('portal browser: nomination approved, seen on the partner node',
