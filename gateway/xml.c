@@ -732,6 +732,42 @@ xml_dump(xmlDocPtr doc, char **out, size_t *len)
 	*len = (size_t)n;
 }
 
+/* Drops whitespace-only text between elements, so the dump can indent. */
+static void
+xml_strip_blanks(xmlNode *n)
+{
+	xmlNode *c = n->children;
+
+	while (c != NULL) {
+		xmlNode *next = c->next;
+
+		if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c)) {
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+		} else if (c->type == XML_ELEMENT_NODE) {
+			xml_strip_blanks(c);
+		}
+		c = next;
+	}
+}
+
+char *
+xml_indent(const char *data, size_t len, size_t max_len, size_t *outlen)
+{
+	char err[128];
+	xmlDocPtr doc = xml_parse(data, len, max_len, err, sizeof(err));
+	xmlChar *mem = NULL;
+	int n = 0;
+
+	if (doc == NULL)
+		return NULL;
+	xml_strip_blanks((xmlNode *)doc);
+	xmlDocDumpFormatMemoryEnc(doc, &mem, &n, "UTF-8", 1);
+	xmlFreeDoc(doc);
+	*outlen = mem ? (size_t)n : 0;
+	return (char *)mem;
+}
+
 bool
 xml_root_child_text(const char *data, size_t len, size_t max_len, const char *name, char *out,
                     size_t outlen)

@@ -73,6 +73,12 @@ xmlNode *xml_child(const xmlNode *n, const char *ns, const char *name);
 /* Text content with surrounding whitespace trimmed; caller frees. */
 char *xml_text(const xmlNode *n);
 
+/*
+ * data indented for a person to read (parsed as xml_parse does: no DTD,
+ * no entity, no network), or NULL when it is not well-formed XML. The
+ * caller frees the text with xmlFree.
+ */
+char *xml_indent(const char *data, size_t len, size_t max_len, size_t *outlen);
 /* Serialises doc (UTF-8, XML declaration); caller frees *out with xmlFree. */
 void xml_dump(xmlDocPtr doc, char **out, size_t *len);
 

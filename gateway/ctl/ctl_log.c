@@ -208,25 +208,6 @@ out:
 	return rc;
 }
 
-/* Drops whitespace-only text between elements, so the dump can indent. */
-static void
-log_strip_blanks(xmlNode *n)
-{
-	xmlNode *c = n->children;
-
-	while (c != NULL) {
-		xmlNode *next = c->next;
-
-		if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c)) {
-			xmlUnlinkNode(c);
-			xmlFreeNode(c);
-		} else if (c->type == XML_ELEMENT_NODE) {
-			log_strip_blanks(c);
-		}
-		c = next;
-	}
-}
-
 static void
 log_print_headers(const char *title, const char *lines)
 {
@@ -238,9 +219,8 @@ static void
 log_print_body(const char *title, const char *b64, const char *bytes)
 {
 	unsigned char *raw = NULL;
-	size_t len = 0;
-	char err[128];
-	xmlDocPtr doc;
+	size_t len = 0, n = 0;
+	char *indented;
 
 	if (b64[0] == '\0') {
 		printf("%s: none\n", title);
@@ -252,19 +232,13 @@ log_print_body(const char *title, const char *b64, const char *bytes)
 	}
 	printf("%s (%s bytes%s):\n", title, bytes,
 	       strtoull(bytes, NULL, 10) > len ? ", cut in the log" : "");
-	doc = strtoull(bytes, NULL, 10) == len
-	          ? xml_parse((const char *)raw, len, LOG_MAX_BODY, err, sizeof(err))
-	          : NULL;
-	if (doc != NULL) {
-		xmlChar *mem = NULL;
-		int n = 0;
-
-		log_strip_blanks((xmlNode *)doc);
-		xmlDocDumpFormatMemoryEnc(doc, &mem, &n, "UTF-8", 1);
-		ctl_safe_text((char *)mem, (size_t)n, true);
-		fwrite(mem, 1, (size_t)n, stdout);
-		xmlFree(mem);
-		xmlFreeDoc(doc);
+	indented = strtoull(bytes, NULL, 10) == len
+	               ? xml_indent((const char *)raw, len, LOG_MAX_BODY, &n)
+	               : NULL;
+	if (indented != NULL) {
+		ctl_safe_text(indented, n, true);
+		fwrite(indented, 1, n, stdout);
+		xmlFree(indented);
 	} else {
 		ctl_safe_text((char *)raw, len, true);
 		fwrite(raw, 1, len, stdout);

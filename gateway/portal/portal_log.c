@@ -653,25 +653,6 @@ static const char log_chain_rows_sql[] = LOG_CHAIN_JOBS
     "   FROM js WHERE js.payload ? 'cnr_request_id')))"
     " ORDER BY l.created_at, l.id LIMIT 100";
 
-/* Drops whitespace-only text between elements, so the dump can indent. */
-static void
-log_strip_blanks(xmlNode *n)
-{
-	xmlNode *c = n->children;
-
-	while (c != NULL) {
-		xmlNode *next = c->next;
-
-		if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c)) {
-			xmlUnlinkNode(c);
-			xmlFreeNode(c);
-		} else if (c->type == XML_ELEMENT_NODE) {
-			log_strip_blanks(c);
-		}
-		c = next;
-	}
-}
-
 static void
 log_fact(struct portal *p, const char *key, const char *value)
 {
@@ -683,14 +664,11 @@ static void
 log_body(struct portal *p, const char *which, const char *b64, const char *bytes_s)
 {
 	unsigned char *raw = NULL;
-	size_t len = 0, shown;
+	size_t len = 0, shown, n = 0;
 	long long bytes = bytes_s ? strtoll(bytes_s, NULL, 10) : 0;
-	char err[256] = "";
-	xmlDocPtr doc = NULL;
-	xmlChar *mem = NULL;
+	char *mem = NULL;
 	const char *text;
 	char *safe;
-	int n = 0;
 
 	if (b64 == NULL || codec_base64_decode(b64, strlen(b64), &raw, &len) == -1 || len == 0) {
 		h_fmt(p, "<p class=\"muted\" id=\"%s-body-none\">%s</p>", which,
@@ -702,15 +680,10 @@ log_body(struct portal *p, const char *which, const char *b64, const char *bytes
 		h_fmt(p, "<p class=\"muted\" id=\"%s-body-cut\">%s (%zu / %lld)</p>", which,
 		      T(p, "log.body_cut"), len, bytes);
 	else
-		doc = xml_parse((const char *)raw, len, LOG_MAX_PARSE, err, sizeof(err));
-	if (doc != NULL) {
-		log_strip_blanks((xmlNode *)doc);
-		xmlDocDumpFormatMemoryEnc(doc, &mem, &n, "UTF-8", 1);
-		xmlFreeDoc(doc);
-	}
+		mem = xml_indent((const char *)raw, len, LOG_MAX_PARSE, &n);
 	if (mem != NULL) {
-		text = (const char *)mem;
-		shown = (size_t)n;
+		text = mem;
+		shown = n;
 		h_fmt(p, "<p class=\"muted\">%s</p>", T(p, "log.body_xml"));
 	} else {
 		text = (const char *)raw;
