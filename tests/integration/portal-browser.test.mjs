@@ -362,10 +362,13 @@ test('portal browser: EWP log searched by partner, an exchange opened',
     for (const text of await rows.allTextContents()) assert.ok(text.includes(SENDING_HEI), `a row of another partner: ${text}`);
     await checkPage(s, tc, 'log search');
 
-    // open the most recent exchange
-    const link = rows.first().locator('a[href^="/portal/log/"]').first();
-    const href = await link.getAttribute('href');
-    const id = Number(href.split('/').pop());
+    // open our last fetch of her learning agreement: a signed request and
+    // the partner's XML answer, validated on arrival
+    const id = Number(R.pg.psql(`SELECT max(id) FROM ewp.message_log WHERE direction = 'out'
+      AND url LIKE '%/omobility-las/get' AND '${SENDING_HEI}' = ANY (partner_hei_ids)`));
+    assert.ok(id > 0, 'we fetched the learning agreement');
+    const href = `/portal/log/${id}`;
+    const link = page.locator(`#log-${id} a[href="${href}"]`);
     await Promise.all([page.waitForURL(`${base}${href}`), link.click()]);
     assert.equal(await h1(page), STR.fr['log.show_title']);
     const row = one(R, `SELECT method, url, status, partner_hei_ids FROM ewp.message_log WHERE id = ${id}`);
@@ -373,6 +376,11 @@ test('portal browser: EWP log searched by partner, an exchange opened',
     const facts = await page.locator('#exchange').textContent();
     assert.ok(facts.includes(SENDING_HEI), facts);
     assert.ok(facts.includes(row.url.replace(/^https:\/\/[^/]+/, '')) || facts.includes(row.url), `${row.url} in ${facts}`);
+    assert.equal(await page.getAttribute('#validation', 'class'), 'status-ok', 'the answer passed the XSD check');
+    const body = await page.locator('#response-body').textContent();
+    assert.match(body, /<omobility-las-get-response [^>]*>\n +<la>\n/, 'the XML answer, indented');
+    assert.match(body, /<given-names>Lena<\/given-names>/);
+    assert.match(await page.locator('#request-headers').textContent(), /Signature keyId=/, 'our signed request');
     await checkPage(s, tc, 'log exchange');
   });
 
