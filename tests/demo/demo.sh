@@ -505,6 +505,31 @@ echo
 echo "== Node 1's view of her file:"
 step hei la show "$ref"
 
+# ---- Staff portal accounts on node 1, one per kind of staff. The
+# passwords are the demo's own, printed below: never reuse them.
+echo
+echo "== Staff portal accounts on node 1 (local passwords, demo only)"
+# account USER ROLE NAME EMAIL LABEL: the password is USER-demo-only
+accounts=
+account() {
+	pw="$1-demo-only"
+	printf "   \$ printf '%%s\\\\n' '%s' | %s -c %s/hei/ewpd.conf user add %s --name '%s' --email %s --role %s --password-stdin\n" \
+		"$pw" "$ctl" "$d" "$1" "$3" "$4" "$2"
+	out=$(printf '%s\n' "$pw" | "$ewpctl" -c "$demo/hei/ewpd.conf" user add "$1" --name "$3" --email "$4" \
+		--role "$2" --password-stdin) || {
+		printf '%s\n' "$out" >&2
+		echo "demo: ewpctl user add $1 failed on node 1" >&2
+		exit 1
+	}
+	printf '%s\n' "$out" | sed 's/^/     /'
+	accounts="$accounts$(printf '    %-13s %-23s %s' "$1" "$pw" "$5")
+"
+}
+account gestionnaire gestionnaire 'Claire Martin' "relations-internationales@$HEI" Gestionnaire
+account fonctionnel admin_fonctionnel 'Fabien Roux' "fabien.roux@$HEI" 'Administrateur fonctionnel'
+account technique administrateur 'Thomas Petit' "thomas.petit@$HEI" 'Administrateur technique'
+account invite guest 'Inès Moreau' "ines.moreau@$HEI" 'Invité'
+
 hpid=$(cat "$demo/hei/ewpd.pid")
 ppid=$(cat "$demo/partner/ewpd.pid")
 cat <<TXT
@@ -566,4 +591,11 @@ the catalogue is $d/catalogue.xml, the CA of both certificates $d/ca.pem.
   Reload (config, keys, TLS, catalogue) / stop everything:
     kill -HUP $hpid $ppid
     make demo-stop
+
+  The staff portal of node 1, in a browser (its certificate is signed by
+  the demo CA, $d/ca.pem: import that CA or accept the warning):
+    https://localhost:$port/portal/
+  Demo accounts (demo-only passwords):
+    user          password                role
 TXT
+printf '%s' "$accounts"

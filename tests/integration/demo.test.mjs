@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { makeTempDir, runEwpctl, describeRun } from './lib/daemon.mjs';
 import { EWPCTL, EWPD, KEEP_TMP, NS, REPO_ROOT, specPath } from './lib/env.mjs';
 import { freePort, portOpen } from './lib/http.mjs';
+import { PortalClient } from './lib/portal.mjs';
 import { assertValid, parseXml } from './lib/xml.mjs';
 
 const DEMO_SH = path.join(REPO_ROOT, 'tests', 'demo', 'demo.sh');
@@ -263,6 +264,62 @@ test('the demo plays one student\'s story: nomination approved, twelve OLA steps
       `no job of ${db} failed: ${psql(db, "SELECT string_agg(concat_ws(' ', id, kind, api, status, last_error), '; ') FROM ewp.jobs WHERE status <> 'success'")}`);
   }
   assert.match(first.stdout, /history \(8 versions\)/, show(first));
+});
+
+// The staff portal accounts the demo prints at its end, under "Demo
+// accounts": [{ user, password, role }] (role: the role's label).
+function printedAccounts(stdout) {
+  const m = /^ {2}Demo accounts[^\n]*\n {4}user +password +role\n((?: {4}\S.*\n?)+)/m.exec(stdout);
+  if (!m) return [];
+  return m[1].trimEnd().split('\n').map((l) => {
+    const [, user, password, role] = /^ {4}(\S+) +(\S+) +(\S.*)$/.exec(l) || [];
+    return { user, password, role };
+  });
+}
+
+test('the demo prints node 1\'s portal and its accounts: each signs in, with its role; the gestionnaire\'s dashboard lists Lena Schäfer', async () => {
+  assert.equal(first.status, 0, 'the demo did not start');
+  assert.ok(first.stdout.includes(`https://localhost:${port}/portal/\n`), show(first));
+  const accounts = printedAccounts(first.stdout);
+  assert.deepEqual(accounts.map((a) => [a.user, a.role]), [['gestionnaire', 'Gestionnaire'],
+    ['fonctionnel', 'Administrateur fonctionnel'], ['technique', 'Administrateur technique'], ['invite', 'Invité']],
+  show(first));
+  const endpoint = { port, host: '127.0.0.1', tls: { ca: fs.readFileSync(path.join(dir, 'ca.pem')), servername: 'localhost' } };
+  const signIn = async (a, password = a.password) => {
+    const pc = new PortalClient(endpoint, `localhost:${port}`);
+    return { pc, r: await pc.login(a.user, password) };
+  };
+  // what each may open: [path, status] (403: a page of another role)
+  const pages = {
+    gestionnaire: [['/portal/dashboard', 200], ['/portal/log', 200], ['/portal/workflow', 403], ['/portal/keys', 403]],
+    fonctionnel: [['/portal/dashboard', 200], ['/portal/workflow', 200], ['/portal/keys', 403]],
+    technique: [['/portal/workflow', 200], ['/portal/keys', 200]],
+    invite: [['/portal/dashboard', 403], ['/portal/log', 403]],
+  };
+  for (const a of accounts) {
+    assert.ok(Buffer.byteLength(a.password) >= 12 && a.password.includes('demo'), `${a.user}: a demo password of 12 bytes or more`);
+    const { pc, r } = await signIn(a);
+    assert.equal(r.status, 303, `${a.user} signs in: ${r.describe()}`);
+    const home = await pc.get('/portal/');
+    const page = home.status === 303 ? await pc.get(home.header('Location')) : home;
+    assert.equal(page.status, 200, `${a.user}: ${page.describe()}`);
+    const roles = (/<span class="roles">([^<]*)<\/span>/.exec(page.text) || [])[1] || '';
+    assert.ok(roles.split(', ').includes(a.role), `${a.user} holds ${a.role}: ${roles}`);
+    for (const [p, status] of pages[a.user]) {
+      assert.equal((await pc.get(p)).status, status, `${a.user}: GET ${p}`);
+    }
+  }
+  const g = accounts.find((a) => a.user === 'gestionnaire');
+  const wrong = await signIn(g, `${g.password}x`);
+  assert.equal(wrong.r.status, 401, 'a wrong password is refused');
+  const { pc } = await signIn(g);
+  const dash = await pc.get('/portal/dashboard');
+  assert.equal(dash.status, 200, dash.describe());
+  const id = psql('ewpd_hei', "SELECT id FROM smile.mobility WHERE omobility_id = 'ums-2026-0042'");
+  assert.match(dash.text, new RegExp(`<a href="/portal/students/${id}">Schäfer, Lena</a>`), dash.describe(20000));
+  const file = await pc.get(`/portal/students/${id}`);
+  assert.equal(file.status, 200);
+  assert.match(file.text, /<p class="student-who" id="student-name">Lena Schäfer<\/p>/);
 });
 
 test('a second run stops the first (every process) and starts afresh', async () => {
