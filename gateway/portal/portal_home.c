@@ -29,6 +29,22 @@ stylesheet(struct portal *p)
 	portal_free(p);
 }
 
+/* The tab's icon: a blue square with a white E, so that browsers do not
+ * ask for /favicon.ico (the EWP side of the host answers 404 there). */
+static const char icon_svg[] =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+    "<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#0b4f8a\"/>"
+    "<path d=\"M5 4h6v1.6H6.8v1.6H10v1.6H6.8v1.6H11V12H5z\" fill=\"#fff\"/></svg>\n";
+
+static void
+icon(struct portal *p)
+{
+	req_add_header(p->rq, "Cache-Control", "max-age=86400");
+	req_add_header(p->rq, "X-Content-Type-Options", "nosniff");
+	req_reply(p->rq, 200, "image/svg+xml", icon_svg, sizeof(icon_svg) - 1);
+	portal_free(p);
+}
+
 /* A path of ours to go back to: /portal/..., nothing that leaves the site. */
 static bool
 lang_back_ok(const char *back)
@@ -58,6 +74,7 @@ switch_lang(struct portal *p)
 const struct portal_page portal_home_pages[] = {
     {"GET", "/", PRIV_NONE, false, home_page},
     {"GET", "/static/portal.css", PRIV_NONE, true, stylesheet},
+    {"GET", "/static/icon.svg", PRIV_NONE, true, icon},
     {"GET", "/lang", PRIV_NONE, true, switch_lang},
     {NULL, NULL, 0, false, NULL},
 };

@@ -150,6 +150,7 @@ portal_page_begin(struct portal *p, const char *title_key)
 	      "<!doctype html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
 	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
 	      "<title>%s - %s</title><link rel=\"stylesheet\" href=\"/portal/static/portal.css\">"
+	      "<link rel=\"icon\" href=\"/portal/static/icon.svg\" type=\"image/svg+xml\">"
 	      "</head><body>",
 	      p->lang, T(p, title_key), T(p, "app.name"));
 	portal_header(p);
@@ -215,6 +216,7 @@ portal_error(struct portal *p, int status, const char *message)
 	h_fmt(p,
 	      "<!doctype html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
 	      "<title>%s</title><link rel=\"stylesheet\" href=\"/portal/static/portal.css\">"
+	      "<link rel=\"icon\" href=\"/portal/static/icon.svg\" type=\"image/svg+xml\">"
 	      "</head><body>",
 	      p->lang, T(p, key));
 	portal_header(p);

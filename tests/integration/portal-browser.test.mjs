@@ -102,12 +102,9 @@ function addUser(username) {
 // ---- the browser side
 
 // What went wrong while loading pages, beyond what lib/browser.mjs
-// watches: any answer of 400 or more (a page, the stylesheet), any request
-// that failed, and where each console error came from (for the failure
-// message, and for the one error tolerated: Chromium asks the origin for
-// /favicon.ico by itself, no page links to it, ewpd answers 404 there and
-// Chromium logs that once per browser as "Failed to load resource"; only
-// that error, from that exact URL, is let through).
+// watches: any answer of 400 or more (a page, the stylesheet, the icon),
+// any request that failed, and where each console error came from (for the
+// failure message).
 function watchResponses(page) {
   const bad = [];
   const where = [];
@@ -137,10 +134,6 @@ async function checkPage(s, tc, label, { lang = 'fr' } = {}) {
   const png = fs.readFileSync(file);
   assert.ok(png.subarray(1, 4).toString('latin1') === 'PNG' && png.length > 5000, `${file} is a PNG (${png.length} bytes)`);
   try {
-    for (const w of s.where.filter((x) => x.endsWith(`404 (Not Found) [${base}/favicon.ico]`))) {
-      const i = watch.consoleErrors.indexOf(w.slice(0, w.lastIndexOf(' [')));
-      if (i >= 0) watch.consoleErrors.splice(i, 1);
-    }
     assert.deepEqual(s.bad, [], `${label}: failed loads`);
     watch.assertClean(`${label} (${page.url()})`);
   } catch (e) {
