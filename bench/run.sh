@@ -999,6 +999,7 @@ N_STUDENTS=${BENCH_STUDENTS:-10000}
 DUR_PORTAL=${BENCH_PORTAL_DURATION:-5s}
 N_LOGINS=${BENCH_LOGINS:-100}
 PORTAL_CONNS=${BENCH_PORTAL_CONNS:-10}
+[ "$PORTAL_CONNS" -ge "$THREADS" ] || PORTAL_CONNS=$THREADS # wrk needs a connection per thread
 hdr "9. staff portal: $N_STUDENTS incoming students, a gestionnaire's dashboard, file, export and sign-ins"
 declare -A PL=()
 portal_rss_max='' portal_hwm_max='' scrypt_all='' csv_s='' csv_bytes='' csv_rows='' student_id='' portal_ok=no
