@@ -19,6 +19,12 @@
 #      CPU of each ewpd and PostgreSQL, vs the signing ceiling; the drain of
 #      BENCH_BACKLOG (10000) CNRs queued while the partner was down (short
 #      backoff; default backoff + ewpctl jobs retry --partner)
+#   9. the staff portal, on the bench node and its database with
+#      BENCH_STUDENTS (10000) incoming students stored through
+#      ewp.omobility_store() (bench/seed-portal.sql) and a gestionnaire
+#      signed in: dashboard and student file req/s, p50/p99 (vs signed
+#      Echo), PostgreSQL CPU per page, the CSV export of all students, and
+#      sign-ins/s (bench/portal-logins.mjs) vs scrypt measured alone
 # p50/p99 latency is given for every wrk run. ewpd serves with that
 # synthetic catalogue plus the bench's own two hosts (when
 # bench/gen-catalogue.mjs is present), so its memory is realistic.
@@ -34,7 +40,9 @@
 # BENCH_SIGNED_REQS (40000), BENCH_VERIFY_REQS (200000), BENCH_INST_REQS
 # (20000), BENCH_INSTITUTIONS (1000: seeded, asked for and synced),
 # BENCH_SYNC_HOSTS (10), BENCH_HEIS (5000), BENCH_MOBILITIES (2000),
-# BENCH_BACKLOG (10000: 0 skips the backlog runs), BUILD (build).
+# BENCH_BACKLOG (10000: 0 skips the backlog runs), BENCH_STUDENTS (10000),
+# BENCH_PORTAL_DURATION (5s), BENCH_PORTAL_CONNS (10), BENCH_LOGINS (100),
+# BUILD (build).
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,6 +130,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*"; }
+na() { echo "${1:-n/a}"; }
 hdr() { printf '\n== %s\n' "$*"; }
 fail() {
 	printf '  FAILED: %s\n' "$*"
@@ -402,6 +411,8 @@ server_key = server.pem
 url = file://$tmp/node/catalogue.xml
 refresh = 3h
 cache = catalogue.cache.xml
+[portal]
+strings = $top/conf/portal
 CONF
 	[ $pg_ok = yes ] && printf '[database]\nconninfo = %s dbname=bench\n' "$pgci" >>"$tmp/node/ewpd.conf"
 	if ! "$ewpd" -n -c "$tmp/node/ewpd.conf" >"$tmp/node/check.log" 2>&1; then
@@ -497,9 +508,9 @@ run_wrk() {
 	case " $sargs " in
 	*" expect="*)
 		if [ "${checked:-0}" = 0 ] || [ "${badbody:-1}" != 0 ]; then
-			fail "bodies checked: ${checked:-0}, of which ${badbody:-?} without the expected content (${sargs#* })"
+			fail "bodies checked: ${checked:-0}, of which ${badbody:-?} without the expected content (${sargs##* })"
 		else
-			say "  statuses: $statuses; $checked bodies checked (every 50th), all with ${sargs#* }"
+			say "  statuses: $statuses; $checked bodies checked (every 50th), all with ${sargs##* }"
 		fi
 		;;
 	*) say "  statuses: $statuses" ;;
@@ -976,8 +987,199 @@ else
 	[ "$mrc" = 0 ] || fail "mobility-bench.mjs exited $mrc (see FAILED above)"
 fi
 
+# ---------------------------------------------------------------- 9. portal
+# The staff portal (gateway/portal/) of the bench node, started again from
+# its ewpd.conf on the "bench" database of the cluster above, once
+# BENCH_STUDENTS incoming students are stored there by the core's own
+# functions (bench/seed-portal.sql). One gestionnaire signs in once; wrk
+# replays GETs with that session's cookie (wrk-replay.lua "cycle": every
+# status counted, bodies sampled, so a run of redirects to the sign-in
+# page FAILS). Sign-ins are made by bench/portal-logins.mjs.
+N_STUDENTS=${BENCH_STUDENTS:-10000}
+DUR_PORTAL=${BENCH_PORTAL_DURATION:-5s}
+N_LOGINS=${BENCH_LOGINS:-100}
+PORTAL_CONNS=${BENCH_PORTAL_CONNS:-10}
+[ "$PORTAL_CONNS" -ge "$THREADS" ] || PORTAL_CONNS=$THREADS # wrk needs a connection per thread
+hdr "9. staff portal: $N_STUDENTS incoming students, a gestionnaire's dashboard, file, export and sign-ins"
+declare -A PL=()
+portal_rss_max='' portal_hwm_max='' scrypt_all='' csv_s='' csv_bytes='' csv_rows='' student_id='' portal_ok=no
+# Until ewpd has answered what wrk sent before it stopped (requests wait
+# for a database connection: ~1 s of them at 10 connections) and no query
+# of the bench database runs, so the next run measures only its own.
+portal_drain() {
+	local t0 i=0 a b
+	t0=$(now)
+	portal_count() { curl -sf "http://127.0.0.1:$port/metrics" | awk '/^ewpd_requests_total\{api="portal"/ { n += $2 } END { print n + 0 }'; }
+	b=$(portal_count)
+	while [ $i -lt 300 ]; do
+		sleep 0.2
+		a=$b
+		b=$(portal_count)
+		[ "$a" = "$b" ] && [ "$(pgsql bench -c "SELECT count(*) FROM pg_stat_activity
+			WHERE datname = 'bench' AND state = 'active' AND pid <> pg_backend_pid()")" = 0 ] && break
+		i=$((i + 1))
+	done
+	say "  ewpd and PostgreSQL idle $(calc '%.1f' 'b - a' a="$t0" b="$(now)") s after wrk stopped"
+}
+# portal_wrk NAME PATH EXPECT: wrk on one GET with the session cookie
+portal_wrk() {
+	local name=$1 path=$2 expect=$3 i
+	for ((i = 0; i < THREADS; i++)); do
+		printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nCookie: %s\r\n\r\n\0' "$path" "$port" "$session" >"$tmp/reqs-$name.$i"
+	done
+	metrics_snap "$tmp/m0"
+	# shellcheck disable=SC2046 # one PID per word
+	CONNS=$PORTAL_CONNS run_wrk "$name" "$DUR_PORTAL" "http://127.0.0.1:$port/" "$tmp/reqs-$name cycle expect=$expect" $(ewpd_pids)
+	rm -f "$tmp/reqs-$name".*
+	portal_drain
+	metrics_snap "$tmp/m1"
+	say "  ewpd counters that moved (/metrics):"
+	metrics_diff "$tmp/m0" "$tmp/m1"
+	i="W_${name}_non2xx"
+	if [ "${!i:-0}" != 0 ]; then
+		fail "${!i} responses were not 2xx/3xx; ewpd's log (last 20):"
+		tail -20 "$tmp/node/ewpd.log" | sed 's/^/    /'
+	fi
+}
+if [ $pg_ok != yes ]; then
+	say "  skipped (no database: see above)"
+elif [ ! -x "$ewpd" ] || [ ! -x "$ewpctl" ] || [ ! -f "$tmp/node/ewpd.conf" ]; then
+	fail "no ewpd, ewpctl or bench node configuration (see above)"
+elif [ $have_wrk != yes ]; then
+	say "  skipped (wrk missing)"
+else
+	pd="$tmp/portal"
+	mkdir -p "$pd" && chmod 700 "$pd"
+	t0=$(now)
+	if ! pgsql bench -v n="$N_STUDENTS" -v partners="$N_INST" -v hei=bench.smile-ewp.example \
+		-f bench/seed-portal.sql >"$pd/seed.out" 2>&1; then
+		fail "bench/seed-portal.sql:"
+		tail -5 "$pd/seed.out" | sed 's/^/    /'
+	else
+		read -r n_nom n_la < <(xargs <"$pd/seed.out")
+		read -r n_in n_insc n_steps n_lav < <(pgsql bench -F ' ' -c "
+			SELECT (SELECT count(*) FROM smile.mobility WHERE NOT is_outgoing),
+			       (SELECT count(*) FROM smile.inscription),
+			       (SELECT count(DISTINCT step_id) FROM smile.inscription),
+			       (SELECT count(*) FROM smile.la_version)" 2>/dev/null)
+		say "  seeded in $(calc '%.1f' 'b - a' a="$t0" b="$(now)") s (one ewp.omobility_store() statement, then smile.la_store_incoming(), ANALYZE):"
+		say "  $n_nom nominations created, $n_la learning agreements stored; the core holds ${n_in:-?} incoming"
+		say "  mobilities, ${n_insc:-?} registrations in ${n_steps:-?} workflow steps, ${n_lav:-?} LA versions; ${N_INST} partners, 8 composantes"
+		if [ "$n_nom" != "$N_STUDENTS" ] || [ "${n_in:-}" != "$N_STUDENTS" ]; then
+			fail "$n_nom nominations stored, ${n_in:-?} incoming mobilities, for $N_STUDENTS students"
+		else
+			portal_ok=yes
+		fi
+	fi
+	pw=$(openssl rand -hex 16)
+	if [ $portal_ok = yes ] && ! printf '%s\n' "$pw" | "$ewpctl" user add bench.gest --name "Bench Gestionnaire" \
+		--role gestionnaire --password-stdin --conninfo "$pgci dbname=bench" >"$pd/user.out" 2>&1; then
+		portal_ok=no
+		fail "ewpctl user add:"
+		sed 's/^/    /' "$pd/user.out"
+	fi
+	master=
+	if [ $portal_ok = yes ]; then
+		"$ewpd" -c "$tmp/node/ewpd.conf" >>"$tmp/node/ewpd.log" 2>&1 &
+		master=$!
+		started+=("$master")
+		if wait_http "http://127.0.0.1:$port/healthz" 60; then
+			i=0
+			while [ "$(children_of "$master" | wc -w)" -lt "$NPROC" ] && [ $i -lt 100 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+			sleep 0.5
+			say "  bench node started again: ewpd master pid $master, workers: $(children_of "$master" | xargs)"
+		else
+			portal_ok=no
+			fail "ewpd did not answer /healthz within 60 s; its log:"
+			tail -20 "$tmp/node/ewpd.log" | sed 's/^/    /'
+		fi
+	fi
+	# one sign-in, as a browser: the form's pre-session cookie and token
+	session=
+	if [ $portal_ok = yes ]; then
+		printf '%s' "$pw" >"$pd/pw"
+		curl -s -c "$pd/jar" -o "$pd/login.html" "http://127.0.0.1:$port/portal/login"
+		csrf=$(sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' "$pd/login.html" | head -1)
+		code=$(curl -s -b "$pd/jar" -c "$pd/jar" -o /dev/null -w '%{http_code} %{redirect_url}' \
+			--data-urlencode "csrf=$csrf" --data-urlencode username=bench.gest --data-urlencode "password@$pd/pw" \
+			"http://127.0.0.1:$port/portal/login")
+		session=$(awk -F'\t' '$6 == "ewp-session" { print $6 "=" $7 }' "$pd/jar")
+		if [ "${code%% *}" != 303 ] || [ -z "$session" ]; then
+			portal_ok=no
+			fail "sign-in of bench.gest: status $code, session cookie ${session:+yes}${session:-none}"
+		else
+			say "  bench.gest (gestionnaire, ewpctl user add) signed in: 303 to ${code#* }, session cookie kept"
+		fi
+	fi
+	if [ $portal_ok = yes ]; then
+		student_id=$(pgsql bench -c "SELECT id FROM smile.mobility WHERE omobility_id = 'bench-110'")
+		hdr "9a. GET /portal/dashboard (counts, lists to handle, first page of 100 of the $N_STUDENTS)"
+		say "  $(curl -s -o "$pd/dash.html" -w '%{http_code}, %{size_download} bytes' -H "Cookie: $session" \
+			"http://127.0.0.1:$port/portal/dashboard"); rows of the list: $(grep -o '<tr id="student-' "$pd/dash.html" | wc -l)"
+		portal_wrk dash /portal/dashboard 'id="student-:101'
+		dash_pg=$(calc '%.2f' '1000 * g / (r * w)' g="${W_dash_pg_cpu:-}" r="${W_dash_rps:-}" w="${W_dash_wall:-}")
+		dash_ewpd=$(calc '%.2f' '1000 * s / (r * w)' s="${W_dash_srv_cpu:-}" r="${W_dash_rps:-}" w="${W_dash_wall:-}")
+		say "  per request: PostgreSQL ${dash_pg} CPU-ms, ewpd ${dash_ewpd} CPU-ms"
+		hdr "9b. GET /portal/students/$student_id (nomination, registration, learning agreement with a proposal waiting)"
+		say "  $(curl -s -o "$pd/student.html" -w '%{http_code}, %{size_download} bytes' -H "Cookie: $session" \
+			"http://127.0.0.1:$port/portal/students/$student_id")"
+		portal_wrk student "/portal/students/$student_id" 'id="student-name":1'
+		student_pg=$(calc '%.2f' '1000 * g / (r * w)' g="${W_student_pg_cpu:-}" r="${W_student_rps:-}" w="${W_student_wall:-}")
+		student_ewpd=$(calc '%.2f' '1000 * s / (r * w)' s="${W_student_srv_cpu:-}" r="${W_student_rps:-}" w="${W_student_wall:-}")
+		say "  per request: PostgreSQL ${student_pg} CPU-ms, ewpd ${student_ewpd} CPU-ms"
+		hdr "9c. GET /portal/dashboard?format=csv: export of all $N_STUDENTS students, one download"
+		read -r code csv_s csv_bytes < <(curl -s -o "$pd/export.csv" -w '%{http_code} %{time_total} %{size_download}\n' \
+			-H "Cookie: $session" "http://127.0.0.1:$port/portal/dashboard?format=csv")
+		csv_rows=$(($(wc -l <"$pd/export.csv") - 1))
+		csv_s=$(calc '%.2f' 'x' x="$csv_s")
+		say "  status $code, $csv_s s, $csv_bytes bytes, $csv_rows rows after the header ($(calc '%.0f' 'b / r' b="$csv_bytes" r="$csv_rows") bytes a row)"
+		if [ "$code" != 200 ] || [ "$csv_rows" != "$N_STUDENTS" ]; then
+			fail "the export answered $code with $csv_rows rows for $N_STUDENTS students"
+			csv_s='' csv_bytes=''
+		fi
+		hdr "9d. sign-ins: scrypt (N=2^15, r=8, p=1) per password check, at most 2 at once per worker, 503 beyond"
+		# alone: one process per core at once (the cores may share caches
+		# and memory bandwidth: scrypt uses 32 MB a check)
+		spids=()
+		for ((i = 0; i < NPROC; i++)); do
+			node bench/portal-logins.mjs scrypt --seconds 3 >"$pd/scrypt.$i.out" 2>&1 &
+			spids+=($!)
+		done
+		wait "${spids[@]}" # only these: ewpd is a child too
+		sed '/^RESULT /d; s/^/  /' "$pd"/scrypt.*.out
+		scrypt_all=$(cat "$pd"/scrypt.*.out | awk '/^RESULT scrypt_per_s / { s += $3; n++ } END { if (n) printf "%.1f\n", s }')
+		scrypt_rate=$(calc '%.1f' 's / n' s="$scrypt_all" n="$NPROC")
+		[ -n "$scrypt_all" ] || fail "no scrypt rate measured"
+		BENCH_PORTAL_PASSWORD=$pw node bench/portal-logins.mjs signins --url "http://127.0.0.1:$port" --user bench.gest \
+			--burst "$N_LOGINS" --sustained "$N_LOGINS" --concurrency $((2 * NPROC)) >"$pd/signins.out" 2>&1
+		lrc=$?
+		sed '/^RESULT /d; s/^/  /' "$pd/signins.out"
+		while read -r _ k v; do PL[$k]=$v; done < <(grep '^RESULT ' "$pd/signins.out")
+		[ "$lrc" = 0 ] || fail "portal-logins.mjs exited $lrc (see above)"
+		say "  scrypt ceiling, $NPROC processes at once: $(na "$scrypt_all") password checks/s ($(na "$scrypt_rate")/s a core)"
+		[ "${PL[burst_503]:-0}" = 0 ] &&
+			say "  NOTE: no 503 in the burst of $N_LOGINS: the cap of 2 checks a worker did not show (or the requests trickled in)"
+		hdr "9e. ewpd after the portal runs"
+		for w in $(children_of "$master"); do
+			r=$(hwm "$w" VmRSS)
+			h=$(hwm "$w" VmHWM)
+			say "  worker $w: RSS $r MB (peak $h MB: a password check holds 32 MB while it runs)"
+			portal_rss_max=$(calc '%.1f' '(a > b) ? a : b' a="${portal_rss_max:-0}" b="$r")
+			portal_hwm_max=$(calc '%.1f' '(a > b) ? a : b' a="${portal_hwm_max:-0}" b="$h")
+		done
+		say "  sessions in ewp.portal_sessions: $(pgsql bench -c 'SELECT count(*) FROM ewp.portal_sessions')"
+	fi
+	if [ -n "$master" ]; then
+		kill -0 "$master" 2>/dev/null || fail "the ewpd master died during the portal runs"
+		stop_pid "$master"
+	fi
+	rm -f "$pd/pw"
+fi
+
 # ---------------------------------------------------------------- summary
-na() { echo "${1:-n/a}"; }
 r_signed=$(calc '%.2f' 'r / (s * n)' r="${W_signed_rps:-}" s="$rsa_sign" n="$NPROC")
 # The server's own CPU: req/s per core actually used by ewpd, vs the RSA rate of one core.
 r_signed_cpu=$(calc '%.2f' '(r * w / c) / s' r="${W_signed_rps:-}" w="${W_signed_wall:-}" c="${W_signed_srv_cpu:-}" s="$rsa_sign")
@@ -991,15 +1193,20 @@ sync_rate=${sync_rate:-}
 r_sync=$(calc '%.3f' 'r / (s * n)' r="$sync_rate" s="$rsa_sign" n="$NPROC")
 r_sync_seq=$(calc '%.2f' 'r / (s / 2)' r="$sync_rate" s="$rsa_sign")
 share() { calc '%.0f%%' '100 * s / (w * n)' s="$1" w="$2" n="$NPROC"; }
+r_dash_echo=$(calc '%.3f' 'a / b' a="${W_dash_rps:-}" b="${W_signed_rps:-}")
+r_student_echo=$(calc '%.3f' 'a / b' a="${W_student_rps:-}" b="${W_signed_rps:-}")
+r_signins=$(calc '%.2f' 'a / b' a="${PL[signins_per_s]:-}" b="${scrypt_all:-}")
 
 hdr "summary (one run; compare ratios, not absolute figures)"
 printf '  %-34s %10s %9s %9s %8s %7s %7s %7s %7s\n' "run" "req/s" "p50 ms" "p99 ms" "non-2xx" "server" "wrk" "pg" "other"
-for n in signed verify nginx inst; do
+for n in signed verify nginx inst dash student; do
 	case $n in
 	signed) label="ewpd Echo, signed response" ;;
 	verify) label="ewpd Echo, verify only" ;;
 	nginx) label="nginx static, ${body_bytes:-?} bytes" ;;
 	inst) label="ewpd Institutions, 10 ids, signed" ;;
+	dash) label="portal dashboard, 1st page" ;;
+	student) label="portal student file" ;;
 	esac
 	v() { local x="W_${n}_$1"; echo "${!x:-}"; }
 	rps=$(v rps)
@@ -1016,6 +1223,9 @@ printf '  %-34s %s\n' "ewpd worker RSS after Institutions" "$(na "$inst_rss_max"
 printf '  %-34s %s\n' "catalogue $N_HEIS HEIs load+index" "$(na "$cat_ms") ms (median)"
 printf '  %-34s %s\n' "sync of $N_INST partners" "$(na "$sync_wall") s wall, $(na "$sync_exch") signed exchanges, $(na "$sync_rate") exchanges/s"
 printf '  %-34s %s\n' "$N_MOB nominations CNR->get->store" "$(na "${MOB[mob_per_s]:-}") mobilities/s, $(na "${MOB[mob_exchanges_per_s]:-}") exchanges/s, $(na "${MOB[mob_cpu_ms_per_mobility]:-}") CPU-ms each"
+printf '  %-34s %s\n' "portal export, $N_STUDENTS students" "$(na "$csv_s") s, $(na "$csv_bytes") bytes (CSV, one download)"
+printf '  %-34s %s\n' "portal sign-ins" "$(na "${PL[signins_per_s]:-}")/s sustained (scrypt alone, $NPROC at once: $(na "${scrypt_all:-}")/s); burst of $N_LOGINS: $(na "${PL[burst_303]:-}") x 303, $(na "${PL[burst_503]:-}") x 503"
+printf '  %-34s %s\n' "ewpd worker RSS after the portal" "$(na "$portal_rss_max") MB (max; peak $(na "$portal_hwm_max") MB)"
 printf '  %-34s %s\n' "backlog of $N_BACKLOG CNRs drained" "$(na "${MOB[backlog_short_backoff_drain_s]:-}") s (short backoff), $(na "${MOB[backlog_retry_partner_drain_s]:-}") s (jobs retry --partner)"
 say ""
 say "  wrk runs on the same $NPROC cores as the server, so the ratios against the"
@@ -1033,12 +1243,14 @@ say "Institutions 10 ids / RSA sign ceiling: $(na "$r_inst"); / signed echo: $(n
 say "sync exchanges/s / RSA sign ceiling ($NPROC cores): $(na "$r_sync"); / sequential ceiling (sign/s / 2): $(na "$r_sync_seq")"
 say "RSS per worker: $(na "$rss_worker_max") MB (target < 30)"
 say "nominations stored/s: $(na "${MOB[mob_per_s]:-}") (target >= 500); / RSA sign ceiling: $(na "${MOB[mob_over_sign_ceiling]:-}"); on $NPROC dedicated cores at the measured CPU cost: $(na "${MOB[mob_per_s_dedicated_cores]:-}")"
+say "portal dashboard ($N_STUDENTS students) / signed echo: $(na "$r_dash_echo"); student file / signed echo: $(na "$r_student_echo"); PostgreSQL CPU-ms per dashboard: $(na "${dash_pg:-}")"
+say "portal sign-ins/s / scrypt alone ($NPROC processes: $(na "${scrypt_all:-}")/s): $(na "$r_signins"); CSV export of $N_STUDENTS: $(na "$csv_s") s"
 say "message log during the runs: ${ml_rows:-?} rows written, ${ml_dropped:-?} dropped"
 say "(bench took $(($(date +%s) - START)) s)"
 # headline figures, one "name<TAB>value" a line, for scripts
 {
 	printf 'cores\t%s\nrsa_sign_per_s\t%s\nrsa_verify_per_s\t%s\n' "$NPROC" "$(na "$rsa_sign")" "$(na "$rsa_verify")"
-	for n in signed verify nginx inst; do
+	for n in signed verify nginx inst dash student; do
 		for f in rps p50 p99 srv_cpu wrk_cpu pg_cpu wall statuses; do
 			x="W_${n}_$f"
 			printf '%s_%s\t%s\n' "$n" "$f" "$(na "${!x:-}")"
@@ -1052,6 +1264,14 @@ say "(bench took $(($(date +%s) - START)) s)"
 	printf 'sync_exchanges_per_s\t%s\nsync_over_ceiling\t%s\nsync_over_sequential_ceiling\t%s\n' "$(na "$sync_rate")" "$(na "$r_sync")" "$(na "$r_sync_seq")"
 	printf 'sync_partner_handlers_s\t%s\nsync_ewpctl_cpu_s\t%s\nsync_pg_syncer_cpu_s\t%s\nsync_waiting_s\t%s\n' \
 		"$(calc '%.2f' 'x' x="${h_sum:-}")" "$(na "${ewpctl_cpu:-}")" "$(na "${pg_syncer:-}")" "$(na "${sync_rest:-}")"
+	printf 'portal_students\t%s\nportal_dash_over_signed_echo\t%s\nportal_student_over_signed_echo\t%s\n' "$N_STUDENTS" "$(na "$r_dash_echo")" "$(na "$r_student_echo")"
+	printf 'portal_dash_pg_cpu_ms\t%s\nportal_dash_ewpd_cpu_ms\t%s\nportal_student_pg_cpu_ms\t%s\nportal_student_ewpd_cpu_ms\t%s\n' \
+		"$(na "${dash_pg:-}")" "$(na "${dash_ewpd:-}")" "$(na "${student_pg:-}")" "$(na "${student_ewpd:-}")"
+	printf 'portal_csv_s\t%s\nportal_csv_bytes\t%s\nportal_worker_rss_mb\t%s\nportal_worker_peak_mb\t%s\n' \
+		"$(na "$csv_s")" "$(na "$csv_bytes")" "$(na "$portal_rss_max")" "$(na "$portal_hwm_max")"
+	printf 'portal_scrypt_per_s_one_core\t%s\nportal_scrypt_per_s_all_cores\t%s\n' "$(na "${scrypt_rate:-}")" "$(na "${scrypt_all:-}")"
+	for k in "${!PL[@]}"; do printf 'portal_%s\t%s\n' "$k" "${PL[$k]}"; done | sort
+	printf 'portal_signins_over_scrypt_ceiling\t%s\n' "$(na "$r_signins")"
 	for k in "${!MOB[@]}"; do printf '%s\t%s\n' "$k" "${MOB[$k]}"; done | sort
 	printf 'failed_steps\t%s\n' "$FAILS"
 } >"${BENCH_RESULTS:-/dev/null}"
