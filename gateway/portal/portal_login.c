@@ -184,9 +184,10 @@ login_checked(struct portal *p)
 	l->user_id = id ? strtol(id, NULL, 10) : 0;
 	l->username = id ? xstrdup(portal_cell(r, 0, "username")) : NULL;
 	if (portal_pwcheck(p, portal_param(p, "password"), stored, login_verified) == -1) {
+		/* the form again, filled in: one more click is all it takes */
 		login_free(p);
 		req_add_header(p->rq, "Retry-After", "1");
-		portal_error(p, 503, T(p, "login.busy"));
+		login_form(p, 503, "login.busy");
 		return;
 	}
 	/* the rows go now: the hash is not kept while the check runs */

@@ -144,6 +144,9 @@ itest(() => fx, 'password checks run off the event loop, at most two at once per
   for (const b of busy) {
     assert.equal(b.header('Retry-After'), '1');
     assert.match(b.text, /Trop de connexions en même temps/);
+    // the form again, the name kept: submitting once more is enough
+    assert.match(b.text, /<form method="post" action="\/portal\/login"/);
+    assert.match(b.text, /value="guest"/);
   }
   fx.pg.psql("UPDATE smile.utilisateur SET failed_logins = 0, locked_until = NULL WHERE username = 'guest'");
 });
