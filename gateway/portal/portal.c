@@ -222,5 +222,11 @@ portal_dispatch(struct req *rq)
 	/* a flash message is only ever a key our catalogue knows */
 	if ((flash = portal_param(p, "m")) != NULL && portal_i18n_find("fr", flash))
 		p->flash = xstrdup(flash);
+	/* Static assets (stylesheet, icon) need nobody: no session lookup,
+	 * which would cost a database round trip and an UPDATE per fetch. */
+	if (p->page->anonymous && strncmp(p->page->path, "/static/", 8) == 0) {
+		p->page->handle(p);
+		return;
+	}
 	portal_session_load(p, portal_route);
 }

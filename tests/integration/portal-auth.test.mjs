@@ -151,6 +151,35 @@ itest(() => fx, 'password checks run off the event loop, at most two at once per
   fx.pg.psql("UPDATE smile.utilisateur SET failed_logins = 0, locked_until = NULL WHERE username = 'guest'");
 });
 
+itest(() => fx, 'sign-in: over-long or missing fields and malformed session cookies get a clear answer, nothing written', async () => {
+  const before = fx.pg.psql('SELECT count(*) FROM ewp.portal_sessions') + '/' + fx.pg.psql('SELECT sum(failed_logins) FROM smile.utilisateur');
+  const pc = client();
+  for (const [user, pass] of [['x'.repeat(256), PASSWORD], ['gest', 'p'.repeat(1025)], ['', PASSWORD], ['gest', undefined]]) {
+    await pc.get('/portal/login');
+    const fields = { username: user };
+    if (pass !== undefined) fields.password = pass;
+    const r = await pc.post('/portal/login', fields);
+    assert.equal(r.status, 400, r.describe());
+    assert.match(r.text, /Saisissez votre identifiant et votre mot de passe/);
+  }
+  // a session cookie that is no token of ours: treated as none, never looked up
+  for (const bad of ['x'.repeat(5000), 'short', `${'A'.repeat(42)};`, '%00'.repeat(20)]) {
+    const b = client();
+    b.cookies.set('ewp-session', bad);
+    const r = await b.get('/portal/');
+    assert.equal(r.status, 303, `${bad.slice(0, 20)}: ${r.describe()}`);
+    assert.equal(location(r), '/portal/login');
+  }
+  // the stylesheet is served without any session lookup, with or without a cookie
+  const s = client();
+  await s.login('gest', PASSWORD);
+  const seen = fx.pg.psql("SELECT last_seen_at FROM ewp.portal_sessions ORDER BY last_seen_at DESC LIMIT 1");
+  assert.equal((await s.get('/portal/static/portal.css')).status, 200);
+  assert.equal(fx.pg.psql("SELECT last_seen_at FROM ewp.portal_sessions ORDER BY last_seen_at DESC LIMIT 1"), seen);
+  const after = fx.pg.psql('SELECT count(*) - 1 FROM ewp.portal_sessions') + '/' + fx.pg.psql('SELECT sum(failed_logins) FROM smile.utilisateur');
+  assert.equal(after, before, 'only the one good sign-in wrote a session');
+});
+
 itest(() => fx, 'lockout: after max_failures wrong passwords even the right one is refused until the lock ends', async () => {
   const pc = client();
   for (let i = 0; i < 3; i++) assert.equal((await pc.login('locky', `wrong password ${i}`)).status, 401);
